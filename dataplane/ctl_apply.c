@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * ctl_apply.c - apply natt-control's messages on the worker that owns the
+ * tables, between bursts, and answer on the event ring (natt_ctl.h).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <rte_ethdev.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
+#include "sa.h"
+#include "worker.h"
+
+static void
+evt_send(struct natt_worker *w, uint16_t type, uint32_t cookie, int status,
+	 uint32_t spi, uint32_t tunnel_id)
+{
+	struct natt_evt e = {
+		.version = NATT_CTL_VERSION, .type = type, .worker = w->id,
+		.cookie = cookie, .status = status, .spi = spi,
+		.tunnel_id = tunnel_id,
+	};
+
+	/* nobody listening must never stall forwarding: count and move on */
+	if (rte_ring_mp_enqueue_elem(w->evt, &e, sizeof(e)) != 0)
+		w->st->counters[NATT_CNT_EVT_LOST]++;
+}
+
+static int
+apply_iface(struct natt_worker *w, const struct natt_ctl_iface *m)
+{
+	struct natt_port *p;
+
+	if (m->port >= w->n_ports || m->port >= NATT_MAX_PORTS ||
+	    (m->role != NATT_ROLE_OUTSIDE && m->role != NATT_ROLE_INSIDE))
+		return -EINVAL;
+	p = &w->port[m->port];
+	if (rte_eth_macaddr_get(m->port, &p->mac) != 0)
+		return -ENODEV;
+	/* a port changing role must not leave a stale outside/inside id */
+	if (w->outside == m->port)
+		w->outside = UINT16_MAX;
+	if (w->inside == m->port)
+		w->inside = UINT16_MAX;
+	p->role = m->role;
+	p->addr = m->addr;
+	p->mtu = m->mtu;
+	memcpy(p->next_hop.addr_bytes, m->next_hop_mac, RTE_ETHER_ADDR_LEN);
+	if (m->role == NATT_ROLE_OUTSIDE)
+		w->outside = m->port;
+	else
+		w->inside = m->port;
+	return 0;
+}
+
+static int
+apply_one(struct natt_worker *w, const struct natt_ctl_msg *m)
+{
+	if (m->hdr.version != NATT_CTL_VERSION)
+		return -EPROTO;
+	switch (m->hdr.type) {
+	case NATT_CTL_IFACE:
+		return apply_iface(w, &m->u.iface);
+	case NATT_CTL_SA_ADD:
+		return natt_sa_add(w, &m->u.sa);
+	case NATT_CTL_SA_UPDATE:
+		return natt_sa_update(w, &m->u.sa);
+	case NATT_CTL_SA_DEL:
+		return natt_sa_del(w, m->u.del.spi, m->u.del.dir);
+	default:
+		return -EOPNOTSUPP;
+	}
+}
+
+static void
+apply_commit(struct natt_worker *w, uint32_t generation)
+{
+	/* Ports are polled only if both sides are known: no packet is
+	 * forwarded before policy is loaded. */
+	w->active = w->outside != UINT16_MAX;
+	w->st->generation = generation;
+	w->st->active = w->active;
+	evt_send(w, NATT_EVT_COMMIT_ACK, generation, w->batch_err, 0, 0);
+	w->batch_err = 0;
+}
+
+unsigned int
+natt_ctl_drain(struct natt_worker *w)
+{
+	struct natt_ctl_msg msg;
+	unsigned int n;
+
+	for (n = 0; n < NATT_CTL_BUDGET; n++) {
+		int rc;
+
+		if (rte_ring_sc_dequeue_elem(w->ctl, &msg, sizeof(msg)) != 0)
+			break;
+		w->st->counters[NATT_CNT_CTL_MSGS]++;
+		if (msg.hdr.version == NATT_CTL_VERSION &&
+		    msg.hdr.type == NATT_CTL_COMMIT) {
+			apply_commit(w, msg.hdr.cookie);
+			continue;
+		}
+		rc = apply_one(w, &msg);
+		if (rc != 0) {
+			uint32_t spi = msg.hdr.type == NATT_CTL_SA_DEL ?
+				msg.u.del.spi : msg.u.sa.spi;
+
+			if (w->batch_err == 0)
+				w->batch_err = rc;
+			evt_send(w, NATT_EVT_NACK, msg.hdr.cookie, rc,
+				 msg.hdr.type == NATT_CTL_IFACE ? 0 : spi,
+				 msg.hdr.type == NATT_CTL_SA_ADD ||
+				 msg.hdr.type == NATT_CTL_SA_UPDATE ?
+				 msg.u.sa.tunnel_id : 0);
+		}
+	}
+	/* the last message may have carried keys: leave none on the stack */
+	explicit_bzero(&msg, sizeof(msg));
+	return n;
+}

@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * esp_in.c - inbound ESP-in-UDP (RFC 3948) with AES-GCM (RFC 4106), tunnel
+ * mode, one burst at a time in three phases:
+ *
+ *   1. classify every frame, look the SPIs up in one bulk call, hand packets
+ *      of SAs another worker owns to that worker, pre-check replay, and fill
+ *      one crypto op per packet;
+ *   2. decrypt the whole burst (crypto.c);
+ *   3. verify each ICV, only then move the replay window, check the trailer,
+ *      the inner header and the selectors, and forward.
+ *
+ * Every packet leaves through natt_tx() or natt_drop() with one reason.
+ */
+#include <string.h>
+
+#include <rte_byteorder.h>
+#include <rte_hash.h>
+#include <rte_ip.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "esp.h"
+#include "sa.h"
+#include "worker.h"
+
+/* Phase 1 helper: pass a packet whose SA another worker owns to that worker. */
+static inline void
+handoff(struct natt_worker *w, struct rte_mbuf *m, uint16_t owner)
+{
+	if (unlikely(owner >= w->n_workers ||
+		     rte_ring_mp_enqueue(w->handoff_of[owner], m) != 0)) {
+		natt_drop(w, m, NATT_DROP_HANDOFF_FULL);
+		return;
+	}
+	w->st->counters[NATT_CNT_HANDOFF_OUT]++;
+}
+
+/* Phase 1 helper: RFC 4106 nonce and AAD (section 5; ESN puts the high half
+ * of the sequence number between SPI and low half, RFC 4303 2.2.1). */
+static inline void
+prepare_op(struct natt_gcm_op *op, const struct natt_sa *sa, uint8_t *esp,
+	   uint32_t esp_len, uint64_t sqn)
+{
+	op->key = &sa->key;
+	op->data = esp + ESP_HDR_LEN + ESP_GCM_IV_LEN;
+	op->len = esp_len - ESP_HDR_LEN - ESP_GCM_IV_LEN - ESP_GCM_ICV_LEN;
+	memcpy(op->nonce, sa->key.salt, 4);
+	memcpy(op->nonce + 4, esp + ESP_HDR_LEN, ESP_GCM_IV_LEN);
+	memcpy(op->aad, esp, 4);
+	if (sa->esn) {
+		uint32_t hi = rte_cpu_to_be_32((uint32_t)(sqn >> 32));
+
+		memcpy(op->aad + 4, &hi, 4);
+		memcpy(op->aad + 8, esp + 4, 4);
+		op->aad_len = 12;
+	} else {
+		memcpy(op->aad + 4, esp + 4, 4);
+		op->aad_len = 8;
+	}
+}
+
+/* Phase 1: returns the number of crypto ops prepared in w->ops[]. */
+static unsigned int
+inb_prepare(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n)
+{
+	uint32_t local = w->port[w->outside].addr;
+	unsigned int k = 0, nops = 0;
+	uint64_t hits = 0;
+
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i];
+		unsigned int r;
+
+		if (unlikely(m->nb_segs != 1)) {
+			natt_drop(w, m, NATT_DROP_UNSUPPORTED);
+			continue;
+		}
+		r = natt_classify(rte_pktmbuf_mtod(m, const uint8_t *),
+				  rte_pktmbuf_data_len(m), local, &w->meta[k]);
+		if (r != NATT_CLASS_ESP) {
+			natt_drop(w, m, r);
+			continue;
+		}
+		w->esp_m[k] = m;
+		w->spi[k] = w->meta[k].spi;
+		w->spi_key[k] = &w->spi[k];
+		k++;
+	}
+	if (k == 0)
+		return 0;
+	rte_hash_lookup_bulk_data(w->sa_in, w->spi_key, k, &hits, w->sa_v);
+
+	for (unsigned int j = 0; j < k; j++) {
+		struct rte_mbuf *m = w->esp_m[j];
+		const struct natt_esp_meta *md = &w->meta[j];
+		struct natt_sa *sa;
+		uint64_t sqn;
+
+		if (unlikely(!(hits & (1ull << j)))) {
+			natt_drop(w, m, NATT_DROP_NO_SA);
+			continue;
+		}
+		if (unlikely(natt_sa_is_remote(w->sa_v[j]))) {
+			handoff(w, m, natt_sa_remote_owner(w->sa_v[j]));
+			continue;
+		}
+		sa = w->sa_v[j];
+		if (unlikely(replay_check(&sa->rw, md->seq, &sqn) != REPLAY_OK)) {
+			sa->stats->replay++;
+			natt_drop(w, m, NATT_DROP_REPLAY);
+			continue;
+		}
+		prepare_op(&w->ops[nops], sa,
+			   rte_pktmbuf_mtod_offset(m, uint8_t *, md->esp_off),
+			   md->esp_len, sqn);
+		w->op_sa[nops] = sa;
+		w->op_m[nops] = m;
+		w->op_sqn[nops] = sqn;
+		nops++;
+	}
+	return nops;
+}
+
+/*
+ * RFC 4303 2.4: padding bytes are 1, 2, 3, ... and must be checked. Returns
+ * the inner packet length (without padding and trailer) or -1.
+ */
+static inline int
+trailer_check(const uint8_t *pt, uint32_t len, uint8_t *next_hdr)
+{
+	uint8_t pad_len = pt[len - 2];
+
+	*next_hdr = pt[len - 1];
+	if (unlikely((uint32_t)pad_len + ESP_TRAILER_LEN > len))
+		return -1;
+	for (unsigned int i = 0; i < pad_len; i++)
+		if (unlikely(pt[len - ESP_TRAILER_LEN - pad_len + i] != i + 1))
+			return -1;
+	return (int)(len - ESP_TRAILER_LEN - pad_len);
+}
+
+/* Inner IPv4 header sanity; returns its total length or 0 if malformed.
+ * Bytes between total length and the trailer are TFC padding (RFC 4303 2.7). */
+static inline uint16_t
+inner_check(const struct rte_ipv4_hdr *ip, uint32_t avail)
+{
+	uint32_t ihl, tot;
+
+	if (unlikely(avail < IPV4_HLEN_MIN || (ip->version_ihl >> 4) != 4))
+		return 0;
+	ihl = (ip->version_ihl & 0xf) * 4u;
+	tot = rte_be_to_cpu_16(ip->total_length);
+	if (unlikely(ihl < IPV4_HLEN_MIN || tot < ihl || tot > avail))
+		return 0;
+	if (unlikely(rte_raw_cksum(ip, ihl) != 0xffff))
+		return 0;
+	return (uint16_t)tot;
+}
+
+/* RFC 1624 incremental update for TTL - 1 (the TTL is the high byte of the
+ * 16-bit word it shares with the protocol field); as Linux ip_decrease_ttl(),
+ * a result of 0xffff folds to 0, the value a full recomputation gives. */
+static inline void
+ttl_decrement(struct rte_ipv4_hdr *ip)
+{
+	uint32_t sum = (uint32_t)rte_be_to_cpu_16(ip->hdr_checksum) + 0x0100;
+
+	ip->time_to_live--;
+	ip->hdr_checksum = rte_cpu_to_be_16((uint16_t)(sum + (sum >= 0xffff)));
+}
+
+/* Phase 3 for one authenticated packet: decapsulate and forward. */
+static inline void
+inb_deliver(struct natt_worker *w, struct rte_mbuf *m, struct natt_sa *sa,
+	    const struct natt_gcm_op *op)
+{
+	struct natt_port *in = &w->port[w->inside];
+	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)op->data;
+	struct rte_ether_hdr *eth;
+	uint8_t nh;
+	int plen = trailer_check(op->data, op->len, &nh);
+	uint16_t tot;
+
+	if (unlikely(plen < 0)) {
+		natt_drop(w, m, NATT_DROP_BAD_PADDING);
+		return;
+	}
+	if (unlikely(nh != IPPROTO_IPIP_)) {
+		natt_drop(w, m, nh == IPPROTO_IPV6_ ? NATT_DROP_UNSUPPORTED
+						   : NATT_DROP_BAD_INNER);
+		return;
+	}
+	tot = inner_check(ip, (uint32_t)plen);
+	if (unlikely(tot == 0)) {
+		natt_drop(w, m, NATT_DROP_BAD_INNER);
+		return;
+	}
+	if (unlikely(!natt_sa_ts_match(sa, ip->src_addr))) {
+		sa->stats->policy++;
+		natt_drop(w, m, NATT_DROP_POLICY);
+		return;
+	}
+	if (unlikely(ip->time_to_live <= 1)) {
+		natt_drop(w, m, NATT_DROP_TTL_EXPIRED);
+		return;
+	}
+	ttl_decrement(ip);
+
+	/* Strip outer headers and IV, keep room for a new Ethernet header,
+	 * cut trailer, TFC padding and ICV. */
+	rte_pktmbuf_adj(m, (uint16_t)(op->data - rte_pktmbuf_mtod(m, uint8_t *) -
+				      RTE_ETHER_HDR_LEN));
+	rte_pktmbuf_trim(m, (uint16_t)(rte_pktmbuf_data_len(m) -
+				       RTE_ETHER_HDR_LEN - tot));
+	eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
+	eth->dst_addr = in->next_hop;
+	eth->src_addr = in->mac;
+	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+
+	sa->stats->in_packets++;
+	sa->stats->in_bytes += tot;
+	sa->stats->last_seen_tsc = w->now;
+	w->st->counters[NATT_CNT_DECRYPTED]++;
+	natt_tx(w, w->inside, m);
+}
+
+/* Phase 3: ICV, replay update, then deliver. */
+static void
+inb_finish(struct natt_worker *w, unsigned int nops)
+{
+	for (unsigned int i = 0; i < nops; i++) {
+		const struct natt_gcm_op *op = &w->ops[i];
+		struct natt_sa *sa = w->op_sa[i];
+		struct rte_mbuf *m = w->op_m[i];
+
+		if (unlikely(!natt_icv_equal(op->tag, op->data + op->len))) {
+			sa->stats->auth_failed++;
+			natt_drop(w, m, NATT_DROP_AUTH_FAILED);
+			continue;
+		}
+		/* RFC 4303 3.4.3: the window moves only for authenticated packets;
+		 * a copy earlier in this burst may have taken the number. */
+		if (unlikely(replay_update(&sa->rw, w->op_sqn[i]) != REPLAY_OK)) {
+			sa->stats->replay++;
+			natt_drop(w, m, NATT_DROP_REPLAY);
+			continue;
+		}
+		inb_deliver(w, m, sa, op);
+	}
+}
+
+void
+natt_inbound(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n)
+{
+	unsigned int nops;
+
+	if (unlikely(w->inside == UINT16_MAX)) {
+		for (uint16_t i = 0; i < n; i++)
+			natt_drop(w, pkts[i], NATT_DROP_NO_ROUTE);
+		return;
+	}
+	nops = inb_prepare(w, pkts, n);
+	if (nops == 0)
+		return;
+	natt_gcm_open_burst(w->mgr, w->ops, nops);
+	inb_finish(w, nops);
+}

@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * natt_ctl.h - the contract between natt-control and natt-dataplane.
+ *
+ * Objects (created by natt-dataplane, the DPDK primary, looked up by name by
+ * natt-control, a DPDK secondary started with the same --file-prefix):
+ *
+ *   NATT_CTL_RING_FMT ("natt_ctl_%u")  one per worker, element ring of
+ *       struct natt_ctl_msg, single producer (natt-control), single consumer
+ *       (that worker). A worker drains it between bursts and is the only
+ *       writer of its SA tables, so the fast path takes no lock.
+ *   NATT_EVT_RING ("natt_evt")  element ring of struct natt_evt, multi
+ *       producer (every worker), single consumer (natt-control). Carries acks
+ *       and, later, events (NAT mapping change, lifetimes, idle peers).
+ *       When nobody consumes it, producers drop and count (evt_lost).
+ *   NATT_STATS_MZ ("natt_stats")  counters, laid out in natt_stats.h.
+ *
+ * Messages are fixed-size (NATT_CTL_MSG_SIZE bytes), host byte order, and
+ * start with struct natt_ctl_hdr. hdr.version must equal NATT_CTL_VERSION; a
+ * worker NACKs any message it does not understand and applies nothing of it.
+ *
+ * A configuration is applied as a batch: any number of IFACE / SA_ADD /
+ * SA_UPDATE / SA_DEL messages, then one COMMIT carrying the batch's
+ * generation. Each worker applies messages in ring order and answers:
+ *   - NATT_EVT_NACK for every message it could not apply (cookie = that
+ *     message's cookie, status = negative errno), immediately;
+ *   - NATT_EVT_COMMIT_ACK for the COMMIT (cookie = generation, status = 0 if
+ *     every message of the batch applied, else the first error).
+ * natt-control treats a batch as applied when every worker acked its COMMIT.
+ * A worker forwards no packet before it has applied its first COMMIT: no
+ * packet is forwarded before policy is loaded.
+ *
+ * SA ownership: an SA's mutable state (replay window, sequence counter) has one
+ * writer, the worker msg.sa.owner. Every worker receives every SA_ADD; the
+ * owner installs the SA with its keys, the others only record SPI -> owner so
+ * a packet that RSS delivered elsewhere is handed to the owner (handoff ring).
+ * All SAs of one tunnel share the tunnel's owner, and per-tunnel counters
+ * (natt_stats.h) are written by that owner only.
+ *
+ * Deletion (SA_DEL) unpublishes the SPI and wipes the expanded keys in the
+ * worker that held them before the memory is freed. SA_UPDATE changes the
+ * mutable parameters of an installed SA (peer address/port, selectors, name)
+ * and never touches keys, replay window or sequence counter; a rekey is an
+ * SA_ADD of the new SPI followed later by an SA_DEL of the old one.
+ *
+ * Version history: 1 - first version.
+ */
+#ifndef NATT_CTL_H
+#define NATT_CTL_H
+
+#include <stdint.h>
+
+#define NATT_CTL_VERSION 1
+
+#define NATT_CTL_RING_FMT "natt_ctl_%u"
+#define NATT_EVT_RING "natt_evt"
+#define NATT_STATS_MZ "natt_stats"
+
+#define NATT_CTL_RING_SIZE 4096u  /* messages per worker ring (power of 2) */
+#define NATT_EVT_RING_SIZE 16384u
+
+#define NATT_MAX_WORKERS 64
+#define NATT_MAX_PORTS 8
+#define NATT_NAME_LEN 32          /* tunnel/interface names, NUL included */
+#define NATT_MAX_TS 16            /* traffic selectors per SA message */
+#define NATT_MAX_KEY_LEN 32       /* AES-256 */
+#define NATT_SALT_LEN 4           /* RFC 4106 section 8.1 */
+#define NATT_MAX_REPLAY_WINDOW 4096
+#define NATT_DEFAULT_MAX_TUNNELS 65536
+
+enum natt_ctl_type {
+	NATT_CTL_IFACE = 1,     /* struct natt_ctl_iface */
+	NATT_CTL_SA_ADD = 2,    /* struct natt_ctl_sa */
+	NATT_CTL_SA_UPDATE = 3, /* struct natt_ctl_sa (keys ignored) */
+	NATT_CTL_SA_DEL = 4,    /* struct natt_ctl_sa_del */
+	NATT_CTL_COMMIT = 5,    /* header only; cookie = generation */
+};
+
+enum natt_if_role {
+	NATT_ROLE_NONE = 0,
+	NATT_ROLE_OUTSIDE = 1,  /* faces the peers: ESP-in-UDP/4500, IKE */
+	NATT_ROLE_INSIDE = 2,   /* faces the protected LAN: clear traffic */
+};
+
+enum natt_algo {
+	NATT_ALGO_AES_GCM_128 = 1, /* RFC 4106, 16-byte ICV */
+	NATT_ALGO_AES_GCM_256 = 2,
+};
+
+enum natt_sa_dir {
+	NATT_DIR_IN = 0,
+	NATT_DIR_OUT = 1,
+};
+
+#define NATT_SA_F_ESN 0x1           /* RFC 4303 extended sequence numbers */
+#define NATT_SA_F_RESET_STATS 0x2   /* first SA of a (new) tunnel id: zero its counters */
+
+struct natt_ctl_hdr {
+	uint16_t version;   /* NATT_CTL_VERSION */
+	uint16_t type;      /* enum natt_ctl_type */
+	uint32_t cookie;    /* echoed in NACKs; generation for COMMIT */
+};
+
+/* IPv4 addresses and ports are in network byte order, like on the wire. */
+struct natt_ctl_ts {
+	uint32_t addr;      /* network order, host bits zero */
+	uint8_t plen;       /* 0..32 */
+	uint8_t pad[3];
+};
+
+struct natt_ctl_iface {
+	uint16_t port;      /* DPDK port id */
+	uint8_t role;       /* enum natt_if_role */
+	uint8_t pad;
+	uint32_t addr;      /* our IPv4 address on that side, network order */
+	uint8_t next_hop_mac[6];
+	uint16_t mtu;
+	char name[NATT_NAME_LEN];
+};
+
+struct natt_ctl_sa {
+	uint32_t spi;            /* host order; never 0 */
+	uint32_t tunnel_id;      /* < max_tunnels; index of per-tunnel counters */
+	uint8_t dir;             /* enum natt_sa_dir */
+	uint8_t algo;            /* enum natt_algo */
+	uint8_t key_len;         /* 16 or 32 */
+	uint8_t flags;           /* NATT_SA_F_* */
+	uint16_t owner;          /* worker index that owns this SA's state */
+	uint16_t replay_window;  /* bits, 0 = anti-replay off, <= 4096 */
+	uint32_t remote_addr;    /* peer's outer (NAT-mapped) address, network order */
+	uint32_t local_addr;     /* our outer address, network order */
+	uint16_t remote_port;    /* network order */
+	uint16_t local_port;     /* network order */
+	uint8_t n_ts;            /* selectors used in ts[] */
+	uint8_t pad[3];
+	uint8_t key[NATT_MAX_KEY_LEN];
+	uint8_t salt[NATT_SALT_LEN];
+	char name[NATT_NAME_LEN];  /* tunnel name */
+	/* inbound: allowed inner sources (remote_ts); outbound: local_ts */
+	struct natt_ctl_ts ts[NATT_MAX_TS];
+};
+
+struct natt_ctl_sa_del {
+	uint32_t spi;
+	uint8_t dir;
+	uint8_t pad[3];
+};
+
+#define NATT_CTL_MSG_SIZE 256
+
+struct natt_ctl_msg {
+	struct natt_ctl_hdr hdr;
+	union {
+		struct natt_ctl_iface iface;
+		struct natt_ctl_sa sa;
+		struct natt_ctl_sa_del del;
+		uint8_t raw[NATT_CTL_MSG_SIZE - sizeof(struct natt_ctl_hdr)];
+	} u;
+};
+
+_Static_assert(sizeof(struct natt_ctl_msg) == NATT_CTL_MSG_SIZE,
+	       "ring element size is part of the contract");
+_Static_assert(sizeof(struct natt_ctl_sa) <= sizeof(((struct natt_ctl_msg *)0)->u.raw),
+	       "SA message must fit");
+
+enum natt_evt_type {
+	NATT_EVT_NACK = 1,
+	NATT_EVT_COMMIT_ACK = 2,
+};
+
+struct natt_evt {
+	uint16_t version;   /* NATT_CTL_VERSION */
+	uint16_t type;      /* enum natt_evt_type */
+	uint16_t worker;
+	uint16_t pad;
+	uint32_t cookie;
+	int32_t status;     /* 0 or negative errno */
+	uint32_t spi;       /* for NACKs of SA messages */
+	uint32_t tunnel_id;
+	uint8_t reserved[40];
+};
+
+_Static_assert(sizeof(struct natt_evt) == 64, "event element size is part of the contract");
+
+#endif /* NATT_CTL_H */

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * natt_stats.h - layout of the NATT_STATS_MZ memzone.
+ *
+ *   struct natt_stats_hdr                       (written once at start-up)
+ *   struct natt_worker_stats  [n_workers]       (worker i writes block i only)
+ *   struct natt_tunnel_stats  [max_tunnels]     (written by the tunnel's owner)
+ *
+ * Every block is cache-line aligned and has exactly one writer, so counters
+ * are plain increments; readers (natt-control, --stats-json, telemetry) sum
+ * the worker blocks and may see a counter a few packets old, never torn
+ * (64-bit aligned stores are atomic on the platforms we run on).
+ *
+ * Times are TSC values of the dataplane; convert with tsc_hz and the
+ * start_tsc / start_unix_ns pair in the header.
+ */
+#ifndef NATT_STATS_H
+#define NATT_STATS_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#include "natt_ctl.h"
+#include "natt_drop.h"
+
+#define NATT_STATS_MAGIC 0x4e415454u /* "NATT" */
+#define NATT_STATS_VERSION 1
+#define NATT_CACHE_LINE 64
+
+/* _(ENUM, "name") - per-worker good-path counters */
+#define NATT_FOREACH_COUNTER(_)                                                \
+	_(RX, "rx_packets")                                                    \
+	_(RX_BYTES, "rx_bytes")                                                \
+	_(TX, "tx_packets")                                                    \
+	_(TX_BYTES, "tx_bytes")                                                \
+	_(DECRYPTED, "decrypted")                                              \
+	_(HANDOFF_OUT, "handoff_out")                                          \
+	_(HANDOFF_IN, "handoff_in")                                            \
+	_(CTL_MSGS, "ctl_messages")                                            \
+	_(EVT_LOST, "events_lost")                                             \
+	_(LOOPS, "poll_loops")
+
+enum natt_counter {
+#define NATT_CNT_ENUM_(e, n) NATT_CNT_##e,
+	NATT_FOREACH_COUNTER(NATT_CNT_ENUM_)
+#undef NATT_CNT_ENUM_
+	NATT_CNT_MAX
+};
+
+static inline const char *
+natt_counter_name(unsigned int c)
+{
+	static const char *const names[] = {
+#define NATT_CNT_NAME_(e, n) n,
+		NATT_FOREACH_COUNTER(NATT_CNT_NAME_)
+#undef NATT_CNT_NAME_
+	};
+	return c < NATT_CNT_MAX ? names[c] : "?";
+}
+
+struct natt_port_stats {
+	uint64_t rx_packets;
+	uint64_t rx_bytes;
+	uint64_t tx_packets;
+	uint64_t tx_bytes;
+};
+
+struct natt_worker_stats {
+	uint64_t drops[NATT_DROP_MAX];
+	uint64_t counters[NATT_CNT_MAX];
+	struct natt_port_stats port[NATT_MAX_PORTS];
+	uint64_t last_rx_tsc;   /* TSC of the last burst that brought a packet */
+	uint64_t generation;    /* last configuration generation applied */
+	uint8_t active;         /* 1 once the first COMMIT was applied */
+} __attribute__((aligned(NATT_CACHE_LINE)));
+
+/* One per tunnel id; 2 cache lines. Valid when in_spi or out_spi != 0. */
+struct natt_tunnel_stats {
+	uint64_t in_packets;
+	uint64_t in_bytes;       /* inner IPv4 bytes delivered */
+	uint64_t out_packets;
+	uint64_t out_bytes;
+	uint64_t last_seen_tsc;  /* last authenticated inbound packet, 0 = never */
+	uint64_t auth_failed;
+	uint64_t replay;
+	uint64_t policy;
+	/* second line: identity, written at SA install by the owner */
+	char name[NATT_NAME_LEN];
+	uint32_t in_spi;
+	uint32_t out_spi;
+	uint32_t remote_addr;    /* network order */
+	uint16_t remote_port;    /* network order */
+	uint16_t owner;
+	uint64_t pad[2];
+} __attribute__((aligned(NATT_CACHE_LINE)));
+
+_Static_assert(sizeof(struct natt_tunnel_stats) == 2 * NATT_CACHE_LINE,
+	       "tunnel counters are two cache lines");
+
+struct natt_stats_hdr {
+	uint32_t magic;          /* NATT_STATS_MAGIC */
+	uint32_t version;        /* NATT_STATS_VERSION */
+	uint32_t n_workers;
+	uint32_t max_tunnels;
+	uint32_t n_ports;
+	uint32_t pad;
+	uint64_t tsc_hz;
+	uint64_t start_tsc;
+	uint64_t start_unix_ns;  /* CLOCK_REALTIME at start_tsc */
+	char port_names[NATT_MAX_PORTS][NATT_NAME_LEN]; /* DPDK device names */
+} __attribute__((aligned(NATT_CACHE_LINE)));
+
+static inline struct natt_worker_stats *
+natt_stats_worker(struct natt_stats_hdr *h, unsigned int w)
+{
+	return (struct natt_worker_stats *)(h + 1) + w;
+}
+
+static inline struct natt_tunnel_stats *
+natt_stats_tunnel(struct natt_stats_hdr *h, uint32_t id)
+{
+	return (struct natt_tunnel_stats *)(natt_stats_worker(h, h->n_workers)) + id;
+}
+
+static inline size_t
+natt_stats_size(uint32_t n_workers, uint32_t max_tunnels)
+{
+	return sizeof(struct natt_stats_hdr) +
+	       (size_t)n_workers * sizeof(struct natt_worker_stats) +
+	       (size_t)max_tunnels * sizeof(struct natt_tunnel_stats);
+}
+
+#endif /* NATT_STATS_H */

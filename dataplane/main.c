@@ -1,0 +1,398 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * main.c - natt-dataplane, the DPDK primary: EAL, ports, mempool, the shared
+ * objects of natt_ctl.h, worker launch, and a clean stop.
+ *
+ *   natt-dataplane <EAL args> -- [--stats-json FILE] [--exit-after-idle MS]
+ *                                [--stats-interval MS] [--max-tunnels N]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_memzone.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
+#include "natt_ctl.h"
+#include "natt_stats.h"
+#include "sa.h"
+#include "stats_json.h"
+#include "worker.h"
+
+#define RX_DESC 1024
+#define TX_DESC 1024
+#define MBUF_CACHE 256
+
+struct opts {
+	const char *stats_json;
+	uint64_t exit_after_idle_ms;
+	uint64_t stats_interval_ms;
+	uint32_t max_tunnels;
+};
+
+struct dataplane {
+	struct opts o;
+	uint16_t n_workers;
+	uint16_t n_ports;
+	struct rte_mempool *pool;
+	const struct rte_memzone *mz;
+	struct natt_stats_hdr *hdr;
+	struct rte_ring *evt;
+	struct rte_ring *ctl[NATT_MAX_WORKERS];
+	struct rte_ring *handoff[NATT_MAX_WORKERS];
+	struct natt_worker *w[NATT_MAX_WORKERS];
+};
+
+static volatile sig_atomic_t quit_signal;
+
+static void
+on_signal(int sig)
+{
+	quit_signal = sig;
+}
+
+static void
+usage(const char *prog)
+{
+	fprintf(stderr,
+		"usage: %s <EAL args> -- [--stats-json FILE] [--exit-after-idle MS]\n"
+		"          [--stats-interval MS] [--max-tunnels N]\n", prog);
+}
+
+static int
+parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *s == '\0' || *end != '\0' || *s == '-' || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+parse_opts(int argc, char **argv, struct opts *o)
+{
+	static const struct option lo[] = {
+		{ "stats-json", required_argument, NULL, 's' },
+		{ "exit-after-idle", required_argument, NULL, 'i' },
+		{ "stats-interval", required_argument, NULL, 'p' },
+		{ "max-tunnels", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t v;
+	int c;
+
+	o->max_tunnels = NATT_DEFAULT_MAX_TUNNELS;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			o->stats_json = optarg;
+			break;
+		case 'i':
+			if (parse_u64(optarg, 86400000, &o->exit_after_idle_ms) || !o->exit_after_idle_ms)
+				return -1;
+			break;
+		case 'p':
+			if (parse_u64(optarg, 86400000, &o->stats_interval_ms))
+				return -1;
+			break;
+		case 't':
+			if (parse_u64(optarg, 16u << 20, &v) || v == 0)
+				return -1;
+			o->max_tunnels = (uint32_t)v;
+			break;
+		default:
+			return -1;
+		}
+	}
+	return optind == argc ? 0 : -1;
+}
+
+static int
+stats_create(struct dataplane *dp)
+{
+	size_t sz = natt_stats_size(dp->n_workers, dp->o.max_tunnels);
+	struct natt_stats_hdr *h;
+	struct timespec ts;
+
+	dp->mz = rte_memzone_reserve_aligned(NATT_STATS_MZ, sz, (int)rte_socket_id(),
+					     0, RTE_CACHE_LINE_SIZE);
+	if (dp->mz == NULL)
+		return -rte_errno;
+	h = dp->mz->addr;
+	memset(h, 0, sz);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	h->start_tsc = rte_rdtsc();
+	h->start_unix_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	h->tsc_hz = rte_get_tsc_hz();
+	h->n_workers = dp->n_workers;
+	h->max_tunnels = dp->o.max_tunnels;
+	h->n_ports = dp->n_ports;
+	for (uint16_t p = 0; p < dp->n_ports; p++)
+		rte_eth_dev_get_name_by_port(p, h->port_names[p]);
+	h->version = NATT_STATS_VERSION;
+	rte_wmb();
+	h->magic = NATT_STATS_MAGIC; /* last: readers check it */
+	dp->hdr = h;
+	return 0;
+}
+
+static int
+rings_create(struct dataplane *dp)
+{
+	char name[RTE_RING_NAMESIZE];
+	int sock = (int)rte_socket_id();
+
+	dp->evt = rte_ring_create_elem(NATT_EVT_RING, sizeof(struct natt_evt),
+				       NATT_EVT_RING_SIZE, sock, RING_F_SC_DEQ);
+	if (dp->evt == NULL)
+		return -rte_errno;
+	for (uint16_t i = 0; i < dp->n_workers; i++) {
+		snprintf(name, sizeof(name), NATT_CTL_RING_FMT, i);
+		dp->ctl[i] = rte_ring_create_elem(name, sizeof(struct natt_ctl_msg),
+						  NATT_CTL_RING_SIZE, sock,
+						  RING_F_SP_ENQ | RING_F_SC_DEQ);
+		snprintf(name, sizeof(name), "natt_ho_%u", i);
+		dp->handoff[i] = rte_ring_create(name, NATT_HANDOFF_RING_SIZE, sock,
+						 RING_F_SC_DEQ);
+		if (dp->ctl[i] == NULL || dp->handoff[i] == NULL)
+			return -rte_errno;
+	}
+	return 0;
+}
+
+static int
+port_init(struct dataplane *dp, uint16_t port)
+{
+	struct rte_eth_conf conf = { 0 };
+	struct rte_eth_dev_info info;
+	uint16_t nrx = RX_DESC, ntx = TX_DESC, nq = dp->n_workers;
+	int rc;
+
+	rc = rte_eth_dev_info_get(port, &info);
+	if (rc != 0)
+		return rc;
+	if (info.max_rx_queues < nq || info.max_tx_queues < nq) {
+		fprintf(stderr, "port %u: %u workers need %u RX/TX queues, device has %u/%u\n",
+			port, nq, nq, info.max_rx_queues, info.max_tx_queues);
+		return -EINVAL;
+	}
+	if (nq > 1 && info.flow_type_rss_offloads != 0) {
+		/* spread peers over workers by the outer UDP 5-tuple: peers behind
+		 * one CGNAT address differ in source port */
+		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+		conf.rx_adv_conf.rss_conf.rss_hf = info.flow_type_rss_offloads &
+			(RTE_ETH_RSS_NONFRAG_IPV4_UDP | RTE_ETH_RSS_IPV4);
+	}
+	rc = rte_eth_dev_configure(port, nq, nq, &conf);
+	if (rc == 0)
+		rc = rte_eth_dev_adjust_nb_rx_tx_desc(port, &nrx, &ntx);
+	for (uint16_t q = 0; rc == 0 && q < nq; q++) {
+		rc = rte_eth_rx_queue_setup(port, q, nrx, rte_eth_dev_socket_id(port),
+					    NULL, dp->pool);
+		if (rc == 0)
+			rc = rte_eth_tx_queue_setup(port, q, ntx,
+						    rte_eth_dev_socket_id(port), NULL);
+	}
+	if (rc != 0)
+		return rc;
+	/* Starting a port does not mean polling it: workers poll only once the
+	 * first configuration is applied (net_pcap hands over its whole
+	 * capture at start, so nothing may drain RX queues before that). */
+	rc = rte_eth_dev_start(port);
+	if (rc == 0)
+		rte_eth_promiscuous_enable(port); /* not all vdevs support it */
+	return rc;
+}
+
+static int
+workers_create(struct dataplane *dp)
+{
+	unsigned int lcore, i = 0;
+	const char *arch = "?";
+
+	RTE_LCORE_FOREACH_WORKER(lcore) {
+		struct natt_worker *w = rte_zmalloc_socket("natt_worker", sizeof(*w),
+			RTE_CACHE_LINE_SIZE, (int)rte_lcore_to_socket_id(lcore));
+
+		if (w == NULL)
+			return -ENOMEM;
+		dp->w[i] = w;
+		w->id = (uint16_t)i;
+		w->queue = (uint16_t)i;
+		w->n_workers = dp->n_workers;
+		w->n_ports = dp->n_ports;
+		w->outside = w->inside = UINT16_MAX;
+		w->ctl = dp->ctl[i];
+		w->evt = dp->evt;
+		w->handoff = dp->handoff[i];
+		w->handoff_of = dp->handoff;
+		w->hdr = dp->hdr;
+		w->st = natt_stats_worker(dp->hdr, i);
+		w->max_tunnels = dp->o.max_tunnels;
+		w->mgr = natt_crypto_mgr_create(&arch);
+		if (w->mgr == NULL) {
+			fprintf(stderr, "intel-ipsec-mb: no usable AES-NI implementation\n");
+			return -ENOTSUP;
+		}
+		if (natt_crypto_selftest(w->mgr) != 0) {
+			fprintf(stderr, "AES-GCM known-answer test failed: refusing to start\n");
+			return -EIO;
+		}
+		if (natt_sa_tables_create(w, dp->o.max_tunnels) != 0)
+			return -ENOMEM;
+		i++;
+	}
+	printf("natt-dataplane: %u worker(s), %u port(s), intel-ipsec-mb %s (%s), "
+	       "AES-GCM self-test passed\n", dp->n_workers, dp->n_ports,
+	       imb_get_version_str(), arch);
+	return 0;
+}
+
+static int
+setup(struct dataplane *dp)
+{
+	unsigned int n_mbufs;
+	int rc;
+
+	if (rte_lcore_count() < 2) {
+		fprintf(stderr, "need a main lcore and at least one worker (e.g. -l 0,1)\n");
+		return -EINVAL;
+	}
+	dp->n_workers = (uint16_t)(rte_lcore_count() - 1);
+	if (dp->n_workers > NATT_MAX_WORKERS)
+		return -EINVAL;
+	dp->n_ports = rte_eth_dev_count_avail();
+	if (dp->n_ports == 0 || dp->n_ports > NATT_MAX_PORTS) {
+		fprintf(stderr, "need 1..%u ports, have %u\n", NATT_MAX_PORTS, dp->n_ports);
+		return -EINVAL;
+	}
+	n_mbufs = dp->n_ports * dp->n_workers * (RX_DESC + TX_DESC + NATT_MAX_BURST) +
+		  dp->n_workers * (MBUF_CACHE + NATT_HANDOFF_RING_SIZE) + 8192;
+	dp->pool = rte_pktmbuf_pool_create("natt_mbuf", n_mbufs, MBUF_CACHE, 0,
+					   RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+	if (dp->pool == NULL)
+		return -rte_errno;
+	if ((rc = stats_create(dp)) != 0 || (rc = rings_create(dp)) != 0)
+		return rc;
+	for (uint16_t p = 0; p < dp->n_ports; p++)
+		if ((rc = port_init(dp, p)) != 0) {
+			fprintf(stderr, "port %u: init failed: %s\n", p, rte_strerror(-rc));
+			return rc;
+		}
+	return workers_create(dp);
+}
+
+/* Main lcore: wait for a signal or for the idle timeout, print live counters. */
+static void
+supervise(struct dataplane *dp)
+{
+	uint64_t hz = rte_get_tsc_hz(), last_print = rte_rdtsc();
+	struct natt_worker_stats prev, sum;
+
+	memset(&prev, 0, sizeof(prev));
+	while (!quit_signal) {
+		uint64_t now;
+
+		rte_delay_us_sleep(10000);
+		now = rte_rdtsc();
+		if (dp->o.stats_interval_ms &&
+		    now - last_print >= dp->o.stats_interval_ms * hz / 1000) {
+			natt_stats_print(stdout, dp->hdr, &prev,
+					 (double)(now - last_print) / (double)hz);
+			last_print = now;
+		}
+		if (dp->o.exit_after_idle_ms) {
+			natt_stats_sum(dp->hdr, &sum);
+			if (sum.last_rx_tsc != 0 && now > sum.last_rx_tsc &&
+			    now - sum.last_rx_tsc >= dp->o.exit_after_idle_ms * hz / 1000)
+				break;
+		}
+	}
+}
+
+static int
+write_stats(struct dataplane *dp)
+{
+	FILE *f = fopen(dp->o.stats_json, "w");
+
+	if (f == NULL) {
+		fprintf(stderr, "%s: %s\n", dp->o.stats_json, strerror(errno));
+		return -1;
+	}
+	natt_stats_json(f, dp->hdr);
+	return fclose(f) == 0 ? 0 : -1;
+}
+
+static void
+teardown(struct dataplane *dp)
+{
+	for (uint16_t i = 0; i < dp->n_workers; i++)
+		dp->w[i]->stop = true;
+	rte_eal_mp_wait_lcore();
+	for (uint16_t i = 0; i < dp->n_workers; i++)
+		natt_worker_finish(dp->w[i]);
+	for (uint16_t p = 0; p < dp->n_ports; p++) {
+		rte_eth_dev_stop(p);
+		rte_eth_dev_close(p); /* net_pcap flushes its tx_pcap here */
+	}
+	for (uint16_t i = 0; i < dp->n_workers; i++) {
+		natt_sa_tables_destroy(dp->w[i]); /* wipes keys */
+		free_mb_mgr(dp->w[i]->mgr);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	struct dataplane dp;
+	unsigned int lcore, i = 0;
+	int n, rc = 0;
+
+	memset(&dp, 0, sizeof(dp));
+	n = rte_eal_init(argc, argv);
+	if (n < 0) {
+		fprintf(stderr, "EAL init failed: %s\n", rte_strerror(rte_errno));
+		return 1;
+	}
+	argv[n] = argv[0];
+	if (parse_opts(argc - n, argv + n, &dp.o) != 0) {
+		usage(argv[0]);
+		rte_eal_cleanup();
+		return 2;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	if (setup(&dp) != 0) {
+		rte_eal_cleanup();
+		return 1;
+	}
+	RTE_LCORE_FOREACH_WORKER(lcore)
+		rte_eal_remote_launch(natt_worker_main, dp.w[i++], lcore);
+	printf("natt-dataplane: ready, waiting for configuration\n");
+	fflush(stdout);
+
+	supervise(&dp);
+	teardown(&dp);
+	if (dp.o.stats_json != NULL && write_stats(&dp) != 0)
+		rc = 1;
+	rte_eal_cleanup();
+	return rc;
+}

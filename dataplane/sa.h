@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * sa.h - runtime SA objects and the per-worker SA tables.
+ *
+ * Every worker has its own SPI -> SA hash per direction and is its only
+ * reader and writer. For SAs the worker owns, the hash value is a pointer to
+ * a struct natt_sa (keys expanded, replay window); for SAs another worker
+ * owns it is a tagged owner id (low bit set), so a packet RSS delivered here
+ * is handed to the owner instead of being decrypted with a second window.
+ */
+#ifndef NATT_SA_H
+#define NATT_SA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "crypto.h"
+#include "natt_ctl.h"
+#include "natt_stats.h"
+#include "replay.h"
+
+struct natt_worker;
+
+struct natt_sa {
+	/* line 0: what every packet reads */
+	uint32_t spi;
+	uint32_t tunnel_id;
+	uint8_t dir;
+	uint8_t esn;
+	uint8_t n_ts;
+	uint8_t pad;
+	uint32_t remote_addr;            /* network order */
+	uint16_t remote_port;            /* network order */
+	uint16_t local_port;
+	uint32_t local_addr;
+	struct natt_tunnel_stats *stats; /* this tunnel's counters (we own them) */
+	/* selectors as (addr & mask) == net, network order */
+	uint32_t ts_net[NATT_MAX_TS];
+	uint32_t ts_mask[NATT_MAX_TS];
+	struct natt_gcm_key key;         /* 64-byte aligned */
+	struct replay_window rw;         /* variable size: must stay last */
+};
+
+#define NATT_SA_REMOTE 1u           /* tag bit of a hash value: not ours */
+
+static inline bool
+natt_sa_is_remote(const void *v)
+{
+	return ((uintptr_t)v & NATT_SA_REMOTE) != 0;
+}
+
+static inline uint16_t
+natt_sa_remote_owner(const void *v)
+{
+	return (uint16_t)((uintptr_t)v >> 1);
+}
+
+/* Is inner source address src (network order) inside the SA's selectors? */
+static inline bool
+natt_sa_ts_match(const struct natt_sa *sa, uint32_t src)
+{
+	for (unsigned int i = 0; i < sa->n_ts; i++)
+		if ((src & sa->ts_mask[i]) == sa->ts_net[i])
+			return true;
+	return false;
+}
+
+/** Create this worker's SA tables (entries per direction). 0 or -errno. */
+int natt_sa_tables_create(struct natt_worker *w, uint32_t entries);
+/** Delete every SA (keys wiped) and free the tables. */
+void natt_sa_tables_destroy(struct natt_worker *w);
+
+/** Install an SA from a control message. 0 or -errno (nothing changed). */
+int natt_sa_add(struct natt_worker *w, const struct natt_ctl_sa *m);
+/** Update peer/selectors/name of an installed SA; keys and window untouched. */
+int natt_sa_update(struct natt_worker *w, const struct natt_ctl_sa *m);
+/** Unpublish an SA, wipe its keys, free it. 0 or -ENOENT. */
+int natt_sa_del(struct natt_worker *w, uint32_t spi, uint8_t dir);
+
+#endif /* NATT_SA_H */

@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * stats_json.c - render the counters memzone (natt_stats.h) for people and
+ * programs. Only reads the memzone; each block has one writer elsewhere.
+ */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "stats_json.h"
+
+void
+natt_stats_sum(struct natt_stats_hdr *h, struct natt_worker_stats *sum)
+{
+	memset(sum, 0, sizeof(*sum));
+	for (uint32_t w = 0; w < h->n_workers; w++) {
+		const struct natt_worker_stats *s = natt_stats_worker(h, w);
+
+		for (unsigned int i = 0; i < NATT_DROP_MAX; i++)
+			sum->drops[i] += s->drops[i];
+		for (unsigned int i = 0; i < NATT_CNT_MAX; i++)
+			sum->counters[i] += s->counters[i];
+		for (unsigned int p = 0; p < NATT_MAX_PORTS; p++) {
+			sum->port[p].rx_packets += s->port[p].rx_packets;
+			sum->port[p].rx_bytes += s->port[p].rx_bytes;
+			sum->port[p].tx_packets += s->port[p].tx_packets;
+			sum->port[p].tx_bytes += s->port[p].tx_bytes;
+		}
+		if (s->last_rx_tsc > sum->last_rx_tsc)
+			sum->last_rx_tsc = s->last_rx_tsc;
+	}
+}
+
+static void
+json_blocks(FILE *f, const struct natt_worker_stats *s)
+{
+	fprintf(f, "\"counters\": {");
+	for (unsigned int i = 0; i < NATT_CNT_MAX; i++)
+		fprintf(f, "%s\"%s\": %" PRIu64, i ? ", " : "", natt_counter_name(i),
+			s->counters[i]);
+	fprintf(f, "}, \"drops\": {");
+	for (unsigned int i = 0; i < NATT_DROP_MAX; i++)
+		fprintf(f, "%s\"%s\": %" PRIu64, i ? ", " : "", natt_drop_name(i),
+			s->drops[i]);
+	fprintf(f, "}");
+}
+
+static double
+tsc_to_unix(const struct natt_stats_hdr *h, uint64_t tsc)
+{
+	return (double)h->start_unix_ns / 1e9 +
+	       (double)(int64_t)(tsc - h->start_tsc) / (double)h->tsc_hz;
+}
+
+static void
+json_tunnel(FILE *f, const struct natt_stats_hdr *h,
+	    const struct natt_tunnel_stats *t, uint32_t id)
+{
+	char addr[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &t->remote_addr, addr, sizeof(addr));
+	/* names are validated by natt-control: [A-Za-z0-9._-], no escaping */
+	fprintf(f, "    \"%s\": {\"id\": %u, \"owner\": %u, \"in_spi\": \"0x%08x\", "
+		"\"out_spi\": \"0x%08x\", \"remote\": \"%s:%u\", "
+		"\"in_packets\": %" PRIu64 ", \"in_bytes\": %" PRIu64
+		", \"out_packets\": %" PRIu64 ", \"out_bytes\": %" PRIu64
+		", \"auth_failed\": %" PRIu64 ", \"replay\": %" PRIu64
+		", \"policy\": %" PRIu64 ", \"last_seen_unix\": ",
+		t->name, id, t->owner, t->in_spi, t->out_spi, addr,
+		ntohs(t->remote_port), t->in_packets, t->in_bytes, t->out_packets,
+		t->out_bytes, t->auth_failed, t->replay, t->policy);
+	if (t->last_seen_tsc)
+		fprintf(f, "%.3f}", tsc_to_unix(h, t->last_seen_tsc));
+	else
+		fprintf(f, "null}");
+}
+
+void
+natt_stats_json(FILE *f, struct natt_stats_hdr *h)
+{
+	struct natt_worker_stats sum;
+	const char *sep = "";
+
+	natt_stats_sum(h, &sum);
+	fprintf(f, "{\n  \"version\": %u, \"workers\": %u,\n  ", h->version,
+		h->n_workers);
+	json_blocks(f, &sum);
+	fprintf(f, ",\n  \"ports\": [");
+	for (uint32_t p = 0; p < h->n_ports; p++)
+		fprintf(f, "%s\n    {\"port\": %u, \"name\": \"%s\", \"rx_packets\": %"
+			PRIu64 ", \"rx_bytes\": %" PRIu64 ", \"tx_packets\": %" PRIu64
+			", \"tx_bytes\": %" PRIu64 "}", p ? "," : "", p,
+			h->port_names[p], sum.port[p].rx_packets, sum.port[p].rx_bytes,
+			sum.port[p].tx_packets, sum.port[p].tx_bytes);
+	fprintf(f, "\n  ],\n  \"per_worker\": [");
+	for (uint32_t w = 0; w < h->n_workers; w++) {
+		fprintf(f, "%s\n    {\"worker\": %u, \"generation\": %" PRIu64 ", ",
+			w ? "," : "", w, natt_stats_worker(h, w)->generation);
+		json_blocks(f, natt_stats_worker(h, w));
+		fprintf(f, "}");
+	}
+	fprintf(f, "\n  ],\n  \"tunnels\": {");
+	for (uint32_t id = 0; id < h->max_tunnels; id++) {
+		const struct natt_tunnel_stats *t = natt_stats_tunnel(h, id);
+
+		if (t->in_spi == 0 && t->out_spi == 0)
+			continue;
+		fprintf(f, "%s\n", sep);
+		json_tunnel(f, h, t, id);
+		sep = ",";
+	}
+	fprintf(f, "\n  }\n}\n");
+}
+
+void
+natt_stats_print(FILE *f, struct natt_stats_hdr *h,
+		 struct natt_worker_stats *prev, double interval)
+{
+	struct natt_worker_stats now;
+	uint64_t d_rx, d_tx, d_dec;
+
+	natt_stats_sum(h, &now);
+	d_rx = now.counters[NATT_CNT_RX] - prev->counters[NATT_CNT_RX];
+	d_tx = now.counters[NATT_CNT_TX] - prev->counters[NATT_CNT_TX];
+	d_dec = now.counters[NATT_CNT_DECRYPTED] - prev->counters[NATT_CNT_DECRYPTED];
+	fprintf(f, "rx %" PRIu64 " (%.3f Mpps)  tx %" PRIu64 " (%.3f Mpps)  "
+		"decrypted %" PRIu64 " (%.3f Mpps)\n",
+		now.counters[NATT_CNT_RX], d_rx / interval / 1e6,
+		now.counters[NATT_CNT_TX], d_tx / interval / 1e6,
+		now.counters[NATT_CNT_DECRYPTED], d_dec / interval / 1e6);
+	fprintf(f, "  drops:");
+	for (unsigned int i = 0; i < NATT_DROP_MAX; i++)
+		if (now.drops[i])
+			fprintf(f, " %s=%" PRIu64, natt_drop_name(i), now.drops[i]);
+	fprintf(f, "\n");
+	fflush(f);
+	*prev = now;
+}

@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * worker.c - the poll loop of one worker lcore, run to completion:
+ * control messages -> RX on every configured port -> inbound -> TX flush.
+ */
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_ring.h>
+
+#include "worker.h"
+
+void
+natt_tx_flush_port(struct natt_worker *w, uint16_t p)
+{
+	struct natt_port *pt = &w->port[p];
+	struct natt_port_stats *ps = &w->st->port[p];
+	uint16_t sent, n = pt->n_tx;
+	uint64_t bytes = 0;
+
+	if (n == 0)
+		return;
+	sent = rte_eth_tx_burst(p, w->queue, pt->tx, n);
+	for (uint16_t i = 0; i < sent; i++)
+		bytes += rte_pktmbuf_pkt_len(pt->tx[i]);
+	for (uint16_t i = sent; i < n; i++)
+		natt_drop(w, pt->tx[i], NATT_DROP_TX_FULL);
+	ps->tx_packets += sent;
+	ps->tx_bytes += bytes;
+	w->st->counters[NATT_CNT_TX] += sent;
+	w->st->counters[NATT_CNT_TX_BYTES] += bytes;
+	pt->n_tx = 0;
+}
+
+static void
+tx_flush_all(struct natt_worker *w)
+{
+	for (uint16_t p = 0; p < w->n_ports; p++)
+		natt_tx_flush_port(w, p);
+}
+
+static void
+rx_account(struct natt_worker *w, uint16_t p, struct rte_mbuf **pkts, uint16_t n)
+{
+	uint64_t bytes = 0;
+
+	for (uint16_t i = 0; i < n; i++)
+		bytes += rte_pktmbuf_pkt_len(pkts[i]);
+	w->st->port[p].rx_packets += n;
+	w->st->port[p].rx_bytes += bytes;
+	w->st->counters[NATT_CNT_RX] += n;
+	w->st->counters[NATT_CNT_RX_BYTES] += bytes;
+	w->st->last_rx_tsc = w->now;
+}
+
+/* Inside port: clear traffic towards the tunnels (outbound, later issue). */
+static void
+outbound_stub(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n)
+{
+	for (uint16_t i = 0; i < n; i++)
+		natt_drop(w, pkts[i], NATT_DROP_NO_ROUTE);
+}
+
+static void
+poll_ports(struct natt_worker *w)
+{
+	struct rte_mbuf *pkts[NATT_MAX_BURST];
+
+	for (uint16_t p = 0; p < w->n_ports; p++) {
+		uint8_t role = w->port[p].role;
+		uint16_t n;
+
+		if (role == NATT_ROLE_NONE)
+			continue;
+		n = rte_eth_rx_burst(p, w->queue, pkts, NATT_MAX_BURST);
+		if (n == 0)
+			continue;
+		rx_account(w, p, pkts, n);
+		if (role == NATT_ROLE_OUTSIDE)
+			natt_inbound(w, pkts, n);
+		else
+			outbound_stub(w, pkts, n);
+	}
+	if (w->n_workers > 1) {
+		/* packets other workers received for SAs we own */
+		unsigned int n = rte_ring_sc_dequeue_burst(w->handoff, (void **)pkts,
+							   NATT_MAX_BURST, NULL);
+		if (n != 0) {
+			w->st->counters[NATT_CNT_HANDOFF_IN] += n;
+			natt_inbound(w, pkts, (uint16_t)n);
+		}
+	}
+}
+
+int
+natt_worker_main(void *arg)
+{
+	struct natt_worker *w = arg;
+
+	while (!w->stop) {
+		natt_ctl_drain(w);
+		if (unlikely(!w->active)) {
+			rte_delay_us_sleep(100);
+			continue;
+		}
+		w->now = rte_rdtsc();
+		poll_ports(w);
+		tx_flush_all(w);
+		w->st->counters[NATT_CNT_LOOPS]++;
+	}
+	tx_flush_all(w);
+	return 0;
+}
+
+void
+natt_worker_finish(struct natt_worker *w)
+{
+	struct rte_mbuf *pkts[NATT_MAX_BURST];
+	unsigned int n;
+
+	while ((n = rte_ring_sc_dequeue_burst(w->handoff, (void **)pkts,
+					      NATT_MAX_BURST, NULL)) != 0) {
+		w->st->counters[NATT_CNT_HANDOFF_IN] += n;
+		natt_inbound(w, pkts, (uint16_t)n);
+	}
+	tx_flush_all(w);
+}

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * worker.h - the per-lcore context. Everything a worker touches per packet
+ * lives here and is passed explicitly; nothing here is written by another
+ * core except `stop` (written once by the main lcore).
+ */
+#ifndef NATT_WORKER_H
+#define NATT_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rte_branch_prediction.h>
+#include <rte_ether.h>
+#include <rte_mbuf.h>
+
+#include "classify.h"
+#include "crypto.h"
+#include "natt_ctl.h"
+#include "natt_stats.h"
+
+#define NATT_MAX_BURST 32
+#define NATT_CTL_BUDGET 64      /* control messages applied per loop */
+#define NATT_HANDOFF_RING_SIZE 4096
+
+struct rte_hash;
+struct rte_ring;
+
+struct natt_port {
+	uint8_t role;                 /* enum natt_if_role, NONE = not polled */
+	uint16_t mtu;
+	uint32_t addr;                /* network order */
+	struct rte_ether_addr mac;    /* ours */
+	struct rte_ether_addr next_hop;
+	uint16_t n_tx;
+	struct rte_mbuf *tx[NATT_MAX_BURST];
+};
+
+struct natt_worker {
+	/* read-mostly */
+	uint16_t id;
+	uint16_t n_workers;
+	uint16_t queue;               /* RX/TX queue id on every port */
+	uint16_t n_ports;
+	uint16_t outside;             /* port ids, UINT16_MAX = not configured */
+	uint16_t inside;
+	bool active;                  /* first COMMIT applied */
+	int batch_err;                /* first error since the last COMMIT */
+	IMB_MGR *mgr;
+	struct rte_hash *sa_in;
+	struct rte_hash *sa_out;
+	struct rte_ring *ctl;         /* natt_ctl_<id>: commands in */
+	struct rte_ring *evt;         /* natt_evt: acks and events out */
+	struct rte_ring *handoff;     /* ours: packets other workers pass us */
+	struct rte_ring *const *handoff_of; /* every worker's, by id */
+	struct natt_stats_hdr *hdr;
+	struct natt_worker_stats *st; /* our block of the stats memzone */
+	uint32_t max_tunnels;
+	uint64_t now;                 /* TSC at the start of this loop */
+	struct natt_port port[NATT_MAX_PORTS];
+
+	/* burst scratch: struct-of-arrays, sized by NATT_MAX_BURST (no VLAs) */
+	struct natt_esp_meta meta[NATT_MAX_BURST];
+	struct rte_mbuf *esp_m[NATT_MAX_BURST];
+	uint32_t spi[NATT_MAX_BURST];
+	const void *spi_key[NATT_MAX_BURST];
+	void *sa_v[NATT_MAX_BURST];
+	struct natt_sa *op_sa[NATT_MAX_BURST];
+	struct rte_mbuf *op_m[NATT_MAX_BURST];
+	uint64_t op_sqn[NATT_MAX_BURST];
+	struct natt_gcm_op ops[NATT_MAX_BURST];
+
+	volatile bool stop __rte_cache_aligned; /* set by the main lcore */
+} __rte_cache_aligned;
+
+/** Free m and count it under reason r. The one way a packet is dropped. */
+static inline void
+natt_drop(struct natt_worker *w, struct rte_mbuf *m, unsigned int r)
+{
+	w->st->drops[r]++;
+	rte_pktmbuf_free(m);
+}
+
+/** Send what port p has queued; unsent packets are tx_full drops. */
+void natt_tx_flush_port(struct natt_worker *w, uint16_t p);
+
+/** Queue m for TX on port p; flushed every loop. */
+static inline void
+natt_tx(struct natt_worker *w, uint16_t p, struct rte_mbuf *m)
+{
+	struct natt_port *pt = &w->port[p];
+
+	if (unlikely(pt->n_tx == NATT_MAX_BURST))
+		natt_tx_flush_port(w, p);
+	pt->tx[pt->n_tx++] = m;
+}
+
+/** Inbound: frames from the outside port, any mix of kinds. Consumes all. */
+void natt_inbound(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n);
+
+/** Apply up to NATT_CTL_BUDGET control messages; returns how many. */
+unsigned int natt_ctl_drain(struct natt_worker *w);
+
+/** Worker lcore entry point (arg: struct natt_worker *). */
+int natt_worker_main(void *arg);
+
+/** After every worker stopped: process what is left in w's handoff ring and
+ *  flush, so no packet stays unaccounted. Runs on the main lcore. */
+void natt_worker_finish(struct natt_worker *w);
+
+#endif /* NATT_WORKER_H */
