@@ -54,7 +54,8 @@ natt_classify(const uint8_t *p, uint32_t len, uint32_t local_addr,
 		return NATT_DROP_MALFORMED;
 	type = rte_be_to_cpu_16(eth->ether_type);
 	if (unlikely(type != RTE_ETHER_TYPE_IPV4)) {
-		if (type == RTE_ETHER_TYPE_IPV6 || type == RTE_ETHER_TYPE_VLAN)
+		if (type == RTE_ETHER_TYPE_IPV6 || type == RTE_ETHER_TYPE_VLAN ||
+		    type == RTE_ETHER_TYPE_QINQ || type == RTE_ETHER_TYPE_QINQ1)
 			return NATT_DROP_UNSUPPORTED;
 		return NATT_DROP_NOT_ESP;
 	}
