@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * config.h - the operator's libconfig file as a validated struct natt_config.
+ *
+ * Loading has no side effects and no DPDK dependency: the unit tests and the
+ * fuzzer link config.c alone. Everything that can be checked without the
+ * running dataplane is checked here (types, ranges, key lengths, SPI and name
+ * uniqueness, selectors); what depends on the dataplane (number of ports,
+ * max_tunnels) is checked by natt-control before it sends anything.
+ *
+ * Byte order: IPv4 addresses and selectors are in network order (as
+ * inet_pton() returns them and as natt_ctl.h carries them); ports, SPIs and
+ * everything else are in host order.
+ *
+ * Errors are one line, "FILE:LINE: reason", where FILE is the file (or
+ * @include'd file) that holds the offending setting.
+ */
+#ifndef NATT_CONFIG_H
+#define NATT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "natt_ctl.h"
+
+#define NATT_CFG_MAX_IFACES NATT_MAX_PORTS
+#define NATT_CFG_MAX_TUNNELS 1000000u
+#define NATT_CFG_DEFAULT_REPLAY_WINDOW 1024
+#define NATT_CFG_MIN_SPI 256u   /* 1..255 are reserved by IANA (RFC 4303 2.1) */
+
+struct natt_cfg_iface {
+	char name[NATT_NAME_LEN];
+	uint16_t port;          /* DPDK port id */
+	uint8_t role;           /* enum natt_if_role */
+	uint8_t next_hop_mac[6];
+	uint16_t mtu;
+	uint32_t addr;          /* network order */
+	unsigned int line;      /* of the interface group, for diagnostics */
+};
+
+/* One direction of a tunnel. */
+struct natt_cfg_sa {
+	uint32_t spi;                   /* >= NATT_CFG_MIN_SPI */
+	uint8_t key[NATT_MAX_KEY_LEN];  /* key_len bytes used */
+	uint8_t salt[NATT_SALT_LEN];    /* RFC 4106 section 8.1: last 4 bytes of the hex */
+};
+
+struct natt_cfg_tunnel {
+	char name[NATT_NAME_LEN];
+	uint32_t remote_addr;   /* peer as seen after its NAT, network order */
+	uint16_t remote_port;   /* host order */
+	uint8_t algo;           /* enum natt_algo */
+	uint8_t key_len;        /* 16 or 32 */
+	bool esn;
+	uint8_t n_remote_ts;    /* 1..NATT_MAX_TS */
+	uint8_t n_local_ts;
+	uint32_t remote_ts;     /* index of the first selector in natt_config.ts */
+	uint32_t local_ts;
+	struct natt_cfg_sa in;
+	struct natt_cfg_sa out;
+	unsigned int line;      /* of the tunnel group, for diagnostics */
+};
+
+struct natt_config {
+	uint16_t replay_window;         /* bits, 0 = anti-replay off */
+	uint8_t outside;                /* index in iface[] of the outside interface */
+	uint8_t inside;
+	uint32_t n_ifaces;
+	struct natt_cfg_iface iface[NATT_CFG_MAX_IFACES];
+	uint32_t n_tunnels;
+	struct natt_cfg_tunnel *tunnels;  /* n_tunnels entries, file order */
+	/* Selectors of every tunnel, pooled: most tunnels have one or two, so a
+	 * fixed array per tunnel would cost 256 bytes each at 1M tunnels. */
+	struct natt_ctl_ts *ts;
+	uint32_t n_ts;
+};
+
+/**
+ * Parse and validate a configuration file.
+ *
+ * @param path    file to read; relative @include paths are resolved from its
+ *                directory.
+ * @param out     filled on success; on failure left zeroed with nothing to
+ *                free. On success the caller owns it and calls
+ *                natt_config_free().
+ * @param err     on failure receives "FILE:LINE: reason" (truncated to
+ *                errlen, always NUL-terminated); may be NULL if errlen is 0.
+ * @return 0 on success, -1 on error.
+ */
+int natt_config_load(const char *path, struct natt_config *out,
+		     char *err, size_t errlen);
+
+/**
+ * Same as natt_config_load() on text held in memory (tests, fuzzing).
+ * @param name  file name used in error messages and to resolve @include.
+ */
+int natt_config_parse_string(const char *text, const char *name,
+			     struct natt_config *out, char *err, size_t errlen);
+
+/**
+ * Wipe the keys and free what natt_config_load() allocated; leaves *cfg
+ * zeroed. Safe on a zeroed or already freed config.
+ */
+void natt_config_free(struct natt_config *cfg);
+
+/** The remote_ts selectors of tunnel t (t->n_remote_ts entries). */
+static inline const struct natt_ctl_ts *
+natt_config_remote_ts(const struct natt_config *cfg, const struct natt_cfg_tunnel *t)
+{
+	return &cfg->ts[t->remote_ts];
+}
+
+/** The local_ts selectors of tunnel t (t->n_local_ts entries). */
+static inline const struct natt_ctl_ts *
+natt_config_local_ts(const struct natt_config *cfg, const struct natt_cfg_tunnel *t)
+{
+	return &cfg->ts[t->local_ts];
+}
+
+/** "aes-gcm-128" / "aes-gcm-256" / "?" */
+const char *natt_config_algo_name(unsigned int algo);
+
+#endif /* NATT_CONFIG_H */
