@@ -148,8 +148,8 @@ stats_create(struct dataplane *dp)
 	for (uint16_t p = 0; p < dp->n_ports; p++)
 		rte_eth_dev_get_name_by_port(p, h->port_names[p]);
 	h->version = NATT_STATS_VERSION;
-	rte_wmb();
-	h->magic = NATT_STATS_MAGIC; /* last: readers check it */
+	/* last, with release: a reader that sees the magic sees the rest */
+	__atomic_store_n(&h->magic, NATT_STATS_MAGIC, __ATOMIC_RELEASE);
 	dp->hdr = h;
 	return 0;
 }

@@ -19,12 +19,16 @@ static struct rte_hash *
 table_create(const char *kind, uint16_t id, uint32_t entries)
 {
 	char name[RTE_HASH_NAMESIZE];
+	/* Twice the tunnels: a rekey holds old and new SA of a tunnel for a
+	 * while; extendable buckets so cuckoo collisions never refuse an SA
+	 * below that capacity. */
 	struct rte_hash_parameters p = {
 		.name = name,
-		.entries = entries < 64 ? 64 : entries,
+		.entries = 2 * (entries < 64 ? 64 : entries),
 		.key_len = sizeof(uint32_t),
 		.hash_func = rte_jhash,
 		.socket_id = (int)rte_socket_id(),
+		.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE,
 	};
 
 	snprintf(name, sizeof(name), "natt_sa_%s_%u", kind, id);

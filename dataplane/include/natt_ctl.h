@@ -31,7 +31,8 @@
  * packet is forwarded before policy is loaded.
  *
  * SA ownership: an SA's mutable state (replay window, sequence counter) has one
- * writer, the worker msg.sa.owner. Every worker receives every SA_ADD; the
+ * writer, the worker msg.sa.owner. Every worker receives every SA_ADD, but
+ * only the owner's copy carries key and salt (zeroed in the others); the
  * owner installs the SA with its keys, the others only record SPI -> owner so
  * a packet that RSS delivered elsewhere is handed to the owner (handoff ring).
  * All SAs of one tunnel share the tunnel's owner, and per-tunnel counters
