@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <intel-ipsec-mb.h>
 
@@ -48,11 +49,13 @@ void natt_gcm_open_burst(IMB_MGR *mgr, struct natt_gcm_op *ops, unsigned int n);
 static inline bool
 natt_icv_equal(const uint8_t *a, const uint8_t *b)
 {
-	uint8_t d = 0;
+	uint64_t a0, a1, b0, b1;
 
-	for (unsigned int i = 0; i < ESP_GCM_ICV_LEN; i++)
-		d |= a[i] ^ b[i];
-	return d == 0;
+	memcpy(&a0, a, 8);
+	memcpy(&a1, a + 8, 8);
+	memcpy(&b0, b, 8);
+	memcpy(&b1, b + 8, 8);
+	return ((a0 ^ b0) | (a1 ^ b1)) == 0;
 }
 
 /** Known-answer test (draft-mcgrew-gcm-test-01) run at start-up, before any

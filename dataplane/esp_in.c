@@ -170,10 +170,41 @@ ttl_decrement(struct rte_ipv4_hdr *ip)
 	ip->hdr_checksum = rte_cpu_to_be_16((uint16_t)(sum + (sum >= 0xffff)));
 }
 
+/* Good-path counters of the SA the last packets hit, flushed when the SA
+ * changes and at the end of the burst (one write per run, not per packet). */
+struct sa_acc {
+	struct natt_sa *sa;
+	uint64_t pkts;
+	uint64_t bytes;
+};
+
+static inline void
+acc_flush(struct natt_worker *w, struct sa_acc *a)
+{
+	if (a->pkts == 0)
+		return;
+	a->sa->stats->in_packets += a->pkts;
+	a->sa->stats->in_bytes += a->bytes;
+	a->sa->stats->last_seen_tsc = w->now;
+	w->st->counters[NATT_CNT_DECRYPTED] += a->pkts;
+	a->pkts = a->bytes = 0;
+}
+
+static inline void
+acc_add(struct natt_worker *w, struct sa_acc *a, struct natt_sa *sa, uint16_t bytes)
+{
+	if (unlikely(a->sa != sa)) {
+		acc_flush(w, a);
+		a->sa = sa;
+	}
+	a->pkts++;
+	a->bytes += bytes;
+}
+
 /* Phase 3 for one authenticated packet: decapsulate and forward. */
 static inline void
 inb_deliver(struct natt_worker *w, struct rte_mbuf *m, struct natt_sa *sa,
-	    const struct natt_gcm_op *op)
+	    const struct natt_gcm_op *op, struct sa_acc *acc)
 {
 	struct natt_port *in = &w->port[w->inside];
 	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)op->data;
@@ -218,10 +249,7 @@ inb_deliver(struct natt_worker *w, struct rte_mbuf *m, struct natt_sa *sa,
 	eth->src_addr = in->mac;
 	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
 
-	sa->stats->in_packets++;
-	sa->stats->in_bytes += tot;
-	sa->stats->last_seen_tsc = w->now;
-	w->st->counters[NATT_CNT_DECRYPTED]++;
+	acc_add(w, acc, sa, tot);
 	natt_tx(w, w->inside, m);
 }
 
@@ -229,6 +257,8 @@ inb_deliver(struct natt_worker *w, struct rte_mbuf *m, struct natt_sa *sa,
 static void
 inb_finish(struct natt_worker *w, unsigned int nops)
 {
+	struct sa_acc acc = { .sa = NULL, .pkts = 0, .bytes = 0 };
+
 	for (unsigned int i = 0; i < nops; i++) {
 		const struct natt_gcm_op *op = &w->ops[i];
 		struct natt_sa *sa = w->op_sa[i];
@@ -246,8 +276,9 @@ inb_finish(struct natt_worker *w, unsigned int nops)
 			natt_drop(w, m, NATT_DROP_REPLAY);
 			continue;
 		}
-		inb_deliver(w, m, sa, op);
+		inb_deliver(w, m, sa, op, &acc);
 	}
+	acc_flush(w, &acc);
 }
 
 void
