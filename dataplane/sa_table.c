@@ -8,12 +8,19 @@
 #include <string.h>
 
 #include <rte_hash.h>
-#include <rte_jhash.h>
+#include <rte_hash_crc.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 
 #include "sa.h"
 #include "worker.h"
+
+/* SPIs are 4 bytes: compare them as one word (rte_hash would call memcmp). */
+static int
+spi_cmp(const void *a, const void *b, size_t len __rte_unused)
+{
+	return *(const uint32_t *)a != *(const uint32_t *)b;
+}
 
 static struct rte_hash *
 table_create(const char *kind, uint16_t id, uint32_t entries)
@@ -26,13 +33,18 @@ table_create(const char *kind, uint16_t id, uint32_t entries)
 		.name = name,
 		.entries = 2 * (entries < 64 ? 64 : entries),
 		.key_len = sizeof(uint32_t),
-		.hash_func = rte_jhash,
+		.hash_func = rte_hash_crc,
 		.socket_id = (int)rte_socket_id(),
 		.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE,
 	};
 
+	struct rte_hash *h;
+
 	snprintf(name, sizeof(name), "natt_sa_%s_%u", kind, id);
-	return rte_hash_create(&p);
+	h = rte_hash_create(&p);
+	if (h != NULL)
+		rte_hash_set_cmp_func(h, spi_cmp);
+	return h;
 }
 
 int
