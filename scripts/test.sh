@@ -94,7 +94,7 @@ if [[ ${SKIP_ASAN:-0} != 1 ]]; then
 	export UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1:print_summary=1
 	meson_test_extra=(--timeout-multiplier 3)
 	build_and_test build-asan "${suites[*]}" -Dbuildtype=debug \
-		-Db_sanitize=address,undefined -Db_lundef=false
+		-Db_sanitize=address,undefined -Db_lundef=false -Db_lto=false
 fi
 
 fuzz_wanted=1
@@ -107,7 +107,7 @@ if [[ ${SKIP_FUZZ:-0} != 1 ]] && ((fuzz_wanted)); then
 		clang -fsanitize=fuzzer -x c - -o /dev/null 2>/dev/null; then
 		meson_test_extra=(--timeout-multiplier 3)
 		CC=clang build_and_test build-fuzz fuzz -Dbuildtype=debug -Dfuzz=true \
-			-Db_sanitize=address,undefined -Db_lundef=false
+			-Db_sanitize=address,undefined -Db_lundef=false -Db_lto=false
 	else
 		echo "=== build-fuzz: skipped (clang with libFuzzer not available)"
 	fi
