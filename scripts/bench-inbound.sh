@@ -74,13 +74,14 @@ rt ipv4 dst 192.168.100.0/24 port 1
 EOC
 }
 
-# run_for LOG cmd... : run SECS+3 s, then SIGINT
+# run_for LOG cmd... : run SECS+3 s, then SIGTERM (a background job of a
+# non-interactive shell starts with SIGINT ignored, and bash cannot trap it)
 run_for() {
 	local lg=$1; shift
 	"$@" > "$lg" 2>&1 &
 	local pid=$!
 	sleep $((SECS + 3))
-	kill -INT $pid 2>/dev/null
+	kill -TERM $pid 2>/dev/null
 	for _ in $(seq 1 50); do kill -0 $pid 2>/dev/null || break; sleep 0.2; done
 	kill -0 $pid 2>/dev/null && { kill -KILL $pid; log "had to SIGKILL"; }
 	wait $pid 2>/dev/null
@@ -91,8 +92,10 @@ natt_run() {  # algo L -> Mpps
 	run_for "$lg" "$ROOT/scripts/natt-gw" --config "$WORK/cfg/natt$1.cfg" --stats-interval 1000 \
 		--stats-json "$WORK/logs/natt$1_L$2_r$3.json" -- -l 0,1 --no-pci \
 		--vdev "net_pcap0,rx_pcap=$WORK/pcap/natt$1_L$2.pcap,infinite_rx=1" --vdev net_null0,no-rx=1
-	# lines: "rx N (X Mpps)  tx N (Y Mpps) ..." once a second; skip 2 warm-up samples
-	grep -o 'tx [0-9]* ([0-9.]* Mpps)' "$lg" | awk '{gsub(/\(/,"",$3); print $3}' | tail -n +3 | median
+	# lines: "rx N (X Mpps)  tx N (Y Mpps) ..." once a second; skip 2 warm-up
+	# samples and average the rest, as parse_stats.py does for ipsec-secgw
+	grep -o 'tx [0-9]* ([0-9.]* Mpps)' "$lg" | awk '{gsub(/\(/,"",$3); print $3}' | tail -n +3 |
+		awk '{s += $1; n++} END {if (n) printf "%.3f\n", s / n; else print "nan"}'
 }
 
 secgw_run() {  # algo L type cdev run -> Mpps
@@ -114,28 +117,37 @@ build_secgw() {
 }
 
 [ "${SKIP_SECGW:-0}" = 1 ] || build_secgw
+for a in $ALGOS; do
+	write_natt_cfg $a
+	for c in $SECGW_COMBOS; do write_secgw_cfg $a "${c%%:*}"; done
+done
 echo "| algo | outer frame | natt-gw Mpps | Gbps (L2) | cycles/pkt | ipsec-secgw Mpps (best config) | ratio |"
 echo "| --- | --- | --- | --- | --- | --- | --- |"
 HZ=$(awk '/^cpu MHz/ {print $4 * 1e6; exit}' /proc/cpuinfo)
+# Runs of natt-gw and of each secgw configuration alternate (this VM's rate
+# drifts by up to 2x over minutes; interleaving keeps the ratio honest).
 for a in $ALGOS; do
-	write_natt_cfg $a
 	for L in $SIZES; do
 		fb=$(frame_bytes $L); nv=""; best=0; bestc="-"
-		for r in $(seq 1 $RUNS); do nv="$nv $(natt_run $a $L $r)"; done
-		nm=$(echo $nv | tr ' ' '\n' | median)
-		if [ "${SKIP_SECGW:-0}" != 1 ]; then
+		declare -A sv=()
+		for r in $(seq 1 $RUNS); do
+			nv="$nv $(natt_run $a $L $r)"
+			[ "${SKIP_SECGW:-0}" = 1 ] && continue
 			for c in $SECGW_COMBOS; do
 				IFS=: read -r t cdev <<< "$c"
-				write_secgw_cfg $a $t; sv=""
-				for r in $(seq 1 $RUNS); do sv="$sv $(secgw_run $a $L $t $cdev $r)"; done
-				sm=$(echo $sv | tr ' ' '\n' | median)
-				log "secgw aes$a L$L $c: runs$sv -> $sm"
-				if [ "$(echo "$sm > $best" | bc -l)" = 1 ]; then best=$sm; bestc="$t/${cdev%0}"; fi
+				sv[$c]="${sv[$c]:-} $(secgw_run $a $L $t $cdev $r)"
 			done
-		fi
+		done
+		nm=$(echo $nv | tr ' ' '\n' | median)
 		log "natt-gw aes$a L$L: runs$nv -> $nm"
+		for c in "${!sv[@]}"; do
+			sm=$(echo ${sv[$c]} | tr ' ' '\n' | median)
+			log "secgw aes$a L$L $c: runs${sv[$c]} -> $sm"
+			if [ "$(echo "$sm > $best" | bc -l)" = 1 ]; then best=$sm; bestc="${c%%:*}/${c#*:}"; fi
+		done
+		unset sv
 		printf "| aes-gcm-%s | %s B | %.2f | %.2f | %.0f | %s (%s) | %s |\n" "$a" "$fb" "$nm" \
 			"$(echo "$nm * $fb * 8 / 1000" | bc -l)" "$(echo "$HZ / ($nm * 1000000)" | bc -l)" \
-			"$best" "$bestc" "$( [ "$best" != 0 ] && printf '%.2fx' "$(echo "$nm / $best" | bc -l)" || echo -)"
+			"$best" "${bestc%0}" "$( [ "$best" != 0 ] && printf '%.2fx' "$(echo "$nm / $best" | bc -l)" || echo -)"
 	done
 done
