@@ -13,6 +13,7 @@
  * submission. Revisit with intel-ipsec-mb >= 1.4 (imb_set_session, AEAD burst).
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,12 +29,27 @@ natt_crypto_mgr_create(const char **arch_name)
 		[IMB_ARCH_SSE] = "sse", [IMB_ARCH_AVX] = "avx",
 		[IMB_ARCH_AVX2] = "avx2", [IMB_ARCH_AVX512] = "avx512",
 	};
+	const char *want = getenv("NATT_IMB_ARCH"); /* sse|avx|avx2|avx512 */
 	IMB_ARCH arch = IMB_ARCH_NONE;
 	IMB_MGR *mgr = alloc_mb_mgr(0);
 
 	if (mgr == NULL)
 		return NULL;
-	init_mb_mgr_auto(mgr, &arch);
+	if (want == NULL || strcmp(want, "auto") == 0) {
+		init_mb_mgr_auto(mgr, &arch);
+	} else if (strcmp(want, "avx512") == 0) {
+		init_mb_mgr_avx512(mgr);
+		arch = IMB_ARCH_AVX512;
+	} else if (strcmp(want, "avx2") == 0) {
+		init_mb_mgr_avx2(mgr);
+		arch = IMB_ARCH_AVX2;
+	} else if (strcmp(want, "avx") == 0) {
+		init_mb_mgr_avx(mgr);
+		arch = IMB_ARCH_AVX;
+	} else if (strcmp(want, "sse") == 0) {
+		init_mb_mgr_sse(mgr);
+		arch = IMB_ARCH_SSE;
+	}
 	if (imb_get_errno(mgr) != 0 || arch == IMB_ARCH_NONE ||
 	    arch == IMB_ARCH_NOAESNI) {
 		free_mb_mgr(mgr);

@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
 	build-essential meson ninja-build pkg-config    # build
-	libdpdk-dev dpdk libipsec-mb-dev libconfig-dev  # dataplane / control
+	libdpdk-dev dpdk dpdk-dev libipsec-mb-dev libconfig-dev  # dataplane / control; dpdk-dev: testpmd for benchmarks
 	libssl-dev libpcap-dev
 	python3-scapy python3-cryptography tshark jq    # tests, traffic generation
 	clang libclang-rt-14-dev                        # libFuzzer targets
