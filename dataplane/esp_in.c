@@ -61,13 +61,13 @@ prepare_op(struct natt_gcm_op *op, const struct natt_sa *sa, uint8_t *esp,
 	}
 }
 
-/* Phase 1: returns the number of crypto ops prepared in w->ops[]. */
+/* Phase 1a: classify the burst; ESP frames go to w->esp_m[]/w->meta[], the
+ * rest are dropped or consumed with their reason. Returns the ESP count. */
 static unsigned int
-inb_prepare(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n)
+inb_classify(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n)
 {
 	uint32_t local = w->port[w->outside].addr;
-	unsigned int k = 0, nops = 0;
-	uint64_t hits = 0;
+	unsigned int k = 0;
 
 	/* the headers were just written by the NIC/PMD; ask for all of them
 	 * before parsing the first (one stall per burst, not per packet) */
@@ -88,14 +88,21 @@ inb_prepare(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n)
 			continue;
 		}
 		w->esp_m[k] = m;
-		w->spi[k] = w->meta[k].spi;
-		w->spi_key[k] = &w->spi[k];
+		w->spi_key[k] = &w->meta[k].spi;
 		k++;
 	}
-	if (k == 0)
-		return 0;
-	rte_hash_lookup_bulk_data(w->sa_in, w->spi_key, k, &hits, w->sa_v);
+	return k;
+}
 
+/* Phase 1b: one bulk SPI lookup, handoff, replay pre-check, crypto ops.
+ * Returns the number of ops prepared in w->ops[]. */
+static unsigned int
+inb_prepare(struct natt_worker *w, unsigned int k)
+{
+	unsigned int nops = 0;
+	uint64_t hits = 0;
+
+	rte_hash_lookup_bulk_data(w->sa_in, w->spi_key, k, &hits, w->sa_v);
 	for (unsigned int j = 0; j < k; j++) {
 		struct rte_mbuf *m = w->esp_m[j];
 		const struct natt_esp_meta *md = &w->meta[j];
@@ -289,14 +296,17 @@ inb_finish(struct natt_worker *w, unsigned int nops)
 void
 natt_inbound(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n)
 {
-	unsigned int nops;
+	unsigned int k, nops;
 
 	if (unlikely(w->inside == UINT16_MAX)) {
 		for (uint16_t i = 0; i < n; i++)
 			natt_drop(w, pkts[i], NATT_DROP_NO_ROUTE);
 		return;
 	}
-	nops = inb_prepare(w, pkts, n);
+	k = inb_classify(w, pkts, n);
+	if (k == 0)
+		return;
+	nops = inb_prepare(w, k);
 	if (nops == 0)
 		return;
 	natt_gcm_open_burst(w->mgr, w->ops, nops);

@@ -62,7 +62,6 @@ struct natt_worker {
 	/* burst scratch: struct-of-arrays, sized by NATT_MAX_BURST (no VLAs) */
 	struct natt_esp_meta meta[NATT_MAX_BURST];
 	struct rte_mbuf *esp_m[NATT_MAX_BURST];
-	uint32_t spi[NATT_MAX_BURST];
 	const void *spi_key[NATT_MAX_BURST];
 	void *sa_v[NATT_MAX_BURST];
 	struct natt_sa *op_sa[NATT_MAX_BURST];
