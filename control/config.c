@@ -595,6 +595,14 @@ cfg_tun_remote_port(struct cfg_ctx *c, config_setting_t *s, const struct cfg_val
 	return 0;
 }
 
+static int
+cfg_tun_local_port(struct cfg_ctx *c, config_setting_t *s, const struct cfg_val *v)
+{
+	(void)s;
+	c->tun->local_port = (uint16_t)v->i;
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	uint8_t algo;
@@ -709,6 +717,7 @@ static const struct cfg_key tunnel_keys[] = {
 	{ "name", CT_STRING, true, 1, NATT_NAME_LEN - 1, cfg_tun_name },
 	{ "remote", CT_STRING, true, 0, 255, cfg_tun_remote },
 	{ "remote_port", CT_INT, true, 1, 65535, cfg_tun_remote_port },
+	{ "local_port", CT_INT, false, 1, 65535, cfg_tun_local_port },
 	{ "algorithm", CT_STRING, true, 0, 255, cfg_tun_algorithm },
 	{ "esn", CT_BOOL, true, 0, 0, cfg_tun_esn },
 	{ "inbound", CT_GROUP, true, 0, 0, cfg_tun_inbound },
@@ -730,6 +739,66 @@ cfg_where(struct cfg_ctx *c, const config_setting_t *grp, const char *kind,
 		snprintf(c->where, sizeof(c->where), "%s \"%s\": ", kind, name);
 	else
 		snprintf(c->where, sizeof(c->where), "%s[%d]: ", list, idx);
+}
+
+/* Route set entries are tunnel * NATT_MAX_TS + selector (fits: 1M * 16). */
+static const struct natt_ctl_ts *
+cfg_route_of(const struct natt_config *cfg, uint32_t r)
+{
+	return &cfg->ts[cfg->tunnels[r / NATT_MAX_TS].remote_ts + r % NATT_MAX_TS];
+}
+
+static bool
+cfg_eq_route(const struct cfg_ctx *c, uint32_t a, uint32_t b)
+{
+	const struct natt_ctl_ts *x = cfg_route_of(c->cfg, a), *y = cfg_route_of(c->cfg, b);
+
+	return x->addr == y->addr && x->plen == y->plen;
+}
+
+/*
+ * Outbound packets pick their tunnel by the longest remote_ts prefix that
+ * holds the destination. Nested prefixes in different tunnels are fine (the
+ * longer wins); the same prefix in two places has no answer: refused.
+ */
+static int
+cfg_routes_unique(struct cfg_ctx *c, config_setting_t *list)
+{
+	const struct natt_config *cfg = c->cfg;
+	struct cfg_set set;
+	int rc = 0;
+
+	if (cfg_set_init(&set, cfg->n_ts) < 0)
+		return cfg_err(c, list, "out of memory");
+	for (uint32_t i = 0; i < cfg->n_tunnels && rc == 0; i++) {
+		const struct natt_cfg_tunnel *t = &cfg->tunnels[i];
+
+		for (uint32_t j = 0; j < t->n_remote_ts; j++) {
+			const struct natt_ctl_ts *ts = cfg_route_of(cfg, i * NATT_MAX_TS + j);
+			int64_t o = cfg_set_insert(c, &set, cfg_hash_spi(ts->addr ^ ts->plen),
+						   i * NATT_MAX_TS + j, cfg_eq_route);
+			config_setting_t *grp, *e;
+			char abuf[INET_ADDRSTRLEN];
+
+			if (o < 0)
+				continue;
+			grp = config_setting_get_elem(list, i);
+			e = config_setting_get_elem(config_setting_lookup(grp, "remote_ts"), j);
+			cfg_where(c, grp, "tunnel", "tunnels", (int)i, cfg_tunnel_name_ok);
+			inet_ntop(AF_INET, &ts->addr, abuf, sizeof(abuf));
+			if (o / NATT_MAX_TS == i)
+				rc = cfg_err(c, e, "remote_ts %s/%u is listed twice", abuf, ts->plen);
+			else
+				rc = cfg_err(c, e, "remote_ts %s/%u is already routed to tunnel"
+					     " \"%s\" (line %u)", abuf, ts->plen,
+					     cfg->tunnels[o / NATT_MAX_TS].name,
+					     cfg->tunnels[o / NATT_MAX_TS].line);
+			break;
+		}
+	}
+	cfg_set_free(&set);
+	c->where[0] = '\0';
+	return rc;
 }
 
 static int
@@ -757,12 +826,13 @@ cfg_tunnels(struct cfg_ctx *c, config_setting_t *s, const struct cfg_val *v)
 		c->tun = &cfg->tunnels[i];
 		c->tun_idx = i;
 		c->tun->line = config_setting_source_line(t);
+		c->tun->local_port = NATT_CFG_DEFAULT_LOCAL_PORT;
 		cfg->n_tunnels = i + 1; /* natt_config_free() wipes what was decoded */
 		if (cfg_walk(c, t, &tunnel_section) < 0)
 			return -1;
 	}
 	c->where[0] = '\0';
-	return 0;
+	return cfg_routes_unique(c, s);
 }
 
 /* ---- interfaces ---- */
@@ -917,8 +987,45 @@ cfg_dp_replay_window(struct cfg_ctx *c, config_setting_t *s, const struct cfg_va
 	return 0;
 }
 
+static int
+cfg_dp_mss_clamp(struct cfg_ctx *c, config_setting_t *s, const struct cfg_val *v)
+{
+	if (v->i != 0 && v->i < NATT_CFG_MIN_MSS)
+		return cfg_err(c, s, "mss_clamp must be 0 (off) or at least %u, got %" PRId64,
+			       NATT_CFG_MIN_MSS, v->i);
+	c->cfg->mss_clamp = (int32_t)v->i;
+	return 0;
+}
+
+static int
+cfg_dp_df(struct cfg_ctx *c, config_setting_t *s, const struct cfg_val *v)
+{
+	static const char *const modes[] = {
+		[NATT_DF_COPY] = "copy", [NATT_DF_SET] = "set", [NATT_DF_CLEAR] = "clear",
+	};
+
+	for (uint8_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		if (strcmp(v->s, modes[i]) == 0) {
+			c->cfg->df_mode = i;
+			return 0;
+		}
+	}
+	return cfg_err(c, s, "df must be \"copy\", \"set\" or \"clear\", got \"%s\"", v->s);
+}
+
+static int
+cfg_dp_icmp_rate(struct cfg_ctx *c, config_setting_t *s, const struct cfg_val *v)
+{
+	(void)s;
+	c->cfg->icmp_rate = (uint32_t)v->i;
+	return 0;
+}
+
 static const struct cfg_key dataplane_keys[] = {
 	{ "replay_window", CT_INT, false, 0, NATT_MAX_REPLAY_WINDOW, cfg_dp_replay_window },
+	{ "mss_clamp", CT_INT, false, 0, 65495, cfg_dp_mss_clamp },
+	{ "df", CT_STRING, false, 0, 255, cfg_dp_df },
+	{ "icmp_rate", CT_INT, false, 0, 1000000, cfg_dp_icmp_rate },
 };
 static const struct cfg_section dataplane_section = CFG_SECTION(dataplane_keys);
 
@@ -954,6 +1061,9 @@ cfg_build(config_t *lc, const char *name, struct natt_config *out, char *err, si
 	memset(c.port_owner, -1, sizeof(c.port_owner));
 	memset(c.role_owner, -1, sizeof(c.role_owner));
 	out->replay_window = NATT_CFG_DEFAULT_REPLAY_WINDOW;
+	out->mss_clamp = -1;
+	out->df_mode = NATT_DF_COPY;
+	out->icmp_rate = NATT_CFG_DEFAULT_ICMP_RATE;
 	rc = cfg_walk(&c, config_root_setting(lc), &root_section);
 	cfg_set_free(&c.names);
 	cfg_set_free(&c.in_spi);

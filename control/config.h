@@ -28,6 +28,9 @@
 #define NATT_CFG_MAX_TUNNELS 1000000u
 #define NATT_CFG_DEFAULT_REPLAY_WINDOW 1024
 #define NATT_CFG_MIN_SPI 256u   /* 1..255 are reserved by IANA (RFC 4303 2.1) */
+#define NATT_CFG_DEFAULT_LOCAL_PORT 4500 /* RFC 3948 */
+#define NATT_CFG_DEFAULT_ICMP_RATE 1000  /* frag-needed per second per worker */
+#define NATT_CFG_MIN_MSS 88u    /* Linux's TCP_MIN_MSS; below is not a real MSS */
 
 struct natt_cfg_iface {
 	char name[NATT_NAME_LEN];
@@ -50,6 +53,7 @@ struct natt_cfg_tunnel {
 	char name[NATT_NAME_LEN];
 	uint32_t remote_addr;   /* peer as seen after its NAT, network order */
 	uint16_t remote_port;   /* host order */
+	uint16_t local_port;    /* host order, default 4500 */
 	uint8_t algo;           /* enum natt_algo */
 	uint8_t key_len;        /* 16 or 32 */
 	bool esn;
@@ -64,6 +68,9 @@ struct natt_cfg_tunnel {
 
 struct natt_config {
 	uint16_t replay_window;         /* bits, 0 = anti-replay off */
+	int32_t mss_clamp;              /* -1: derived from the outside MTU; 0: off */
+	uint8_t df_mode;                /* enum natt_df_mode: outer DF */
+	uint32_t icmp_rate;             /* frag-needed per second per worker */
 	uint8_t outside;                /* index in iface[] of the outside interface */
 	uint8_t inside;
 	uint32_t n_ifaces;
@@ -116,6 +123,19 @@ static inline const struct natt_ctl_ts *
 natt_config_local_ts(const struct natt_config *cfg, const struct natt_cfg_tunnel *t)
 {
 	return &cfg->ts[t->local_ts];
+}
+
+/** The MSS clamp to program: the configured one, or by default the largest
+ *  inner packet that fits the outside MTU less 40 (IPv4 + TCP headers). */
+static inline uint16_t
+natt_config_mss(const struct natt_config *cfg)
+{
+	uint16_t inner;
+
+	if (cfg->mss_clamp >= 0)
+		return (uint16_t)cfg->mss_clamp;
+	inner = natt_inner_mtu(cfg->iface[cfg->outside].mtu);
+	return inner > 40 ? (uint16_t)(inner - 40) : 0;
 }
 
 /** "aes-gcm-128" / "aes-gcm-256" / "?" */

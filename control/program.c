@@ -143,6 +143,11 @@ prog_describe(const struct natt_prog *p, uint32_t cookie, char *buf, size_t len)
 		snprintf(buf, len, "COMMIT of generation %u", cookie);
 	} else if (cfg && cookie - p->if_cookie < cfg->n_ifaces) {
 		snprintf(buf, len, "IFACE \"%s\"", cfg->iface[cookie - p->if_cookie].name);
+	} else if (cfg && cookie == p->params_cookie) {
+		snprintf(buf, len, "PARAMS (dataplane settings)");
+	} else if (cfg && (k = cookie - p->route_cookie) < cfg->n_tunnels) {
+		snprintf(buf, len, "ROUTE_ADD remote_ts of tunnel \"%s\" (line %u)",
+			 cfg->tunnels[k].name, cfg->tunnels[k].line);
 	} else if (cfg && (k = cookie - p->sa_cookie) < 2 * cfg->n_tunnels) {
 		const struct natt_cfg_tunnel *t = &cfg->tunnels[k / 2];
 
@@ -191,6 +196,11 @@ prog_event(struct natt_prog *p, const struct natt_evt *e)
 		if (e->status)
 			fprintf(stderr, "natt-control: worker %u rejected generation %u: %s (%d)\n",
 				e->worker, e->cookie, strerror(-e->status), e->status);
+		break;
+	case NATT_EVT_SEQ_EXHAUSTED:
+		fprintf(stderr, "natt-control: tunnel %u outbound SA spi 0x%08x used up its"
+			" sequence numbers (worker %u): it sends nothing until rekeyed\n",
+			e->tunnel_id, e->spi, e->worker);
 		break;
 	default:
 		fprintf(stderr, "natt-control: event type %u from worker %u cookie 0x%08x status %d"
@@ -317,7 +327,7 @@ prog_fill_sa(const struct natt_prog *p, struct natt_ctl_sa *m, uint32_t id, uint
 	m->remote_addr = t->remote_addr;
 	m->local_addr = cfg->iface[cfg->outside].addr;
 	m->remote_port = htons(t->remote_port);
-	m->local_port = htons(4500);  /* RFC 3948 */
+	m->local_port = htons(t->local_port);
 	m->n_ts = dir == NATT_DIR_IN ? t->n_remote_ts : t->n_local_ts;
 	memcpy(m->ts, ts, m->n_ts * sizeof(*ts));
 	memcpy(m->key, sa->key, t->key_len);
@@ -335,18 +345,34 @@ prog_send(struct natt_prog *p, const struct natt_config *cfg)
 	p->next_cookie += cfg->n_ifaces;
 	p->sa_cookie = p->next_cookie;
 	p->next_cookie += 2 * cfg->n_tunnels;
+	p->route_cookie = p->next_cookie;
+	p->next_cookie += cfg->n_tunnels;
+	p->params_cookie = p->next_cookie++;
 
 	for (uint32_t i = 0; i < cfg->n_ifaces; i++) {
 		if (!(m = prog_msg(p, NATT_CTL_IFACE, p->if_cookie + i, &rc)))
 			return rc;
 		prog_fill_iface(&m->u.iface, &cfg->iface[i]);
 	}
+	if (!(m = prog_msg(p, NATT_CTL_PARAMS, p->params_cookie, &rc)))
+		return rc;
+	m->u.params.mss_clamp = natt_config_mss(cfg);
+	m->u.params.df_mode = cfg->df_mode;
+	m->u.params.icmp_rate = cfg->icmp_rate;
 	for (uint32_t i = 0; i < cfg->n_tunnels; i++) {
 		for (uint8_t dir = NATT_DIR_IN; dir <= NATT_DIR_OUT; dir++) {
 			if (!(m = prog_msg(p, NATT_CTL_SA_ADD, p->sa_cookie + 2 * i + dir, &rc)))
 				return rc;
 			prog_fill_sa(p, &m->u.sa, i, dir);
 		}
+		/* routes after the outbound SA: packets never find a route
+		 * without an SA behind it (NATT_MAX_TS fits one message) */
+		if (!(m = prog_msg(p, NATT_CTL_ROUTE_ADD, p->route_cookie + i, &rc)))
+			return rc;
+		m->u.route.tunnel_id = i;
+		m->u.route.n = cfg->tunnels[i].n_remote_ts;
+		memcpy(m->u.route.pfx, natt_config_remote_ts(cfg, &cfg->tunnels[i]),
+		       m->u.route.n * sizeof(m->u.route.pfx[0]));
 	}
 	if (!(m = prog_msg(p, NATT_CTL_COMMIT, p->generation, &rc)))
 		return rc;

@@ -43,6 +43,8 @@ struct natt_prog {
 	uint32_t generation;
 	uint32_t if_cookie;              /* cookie of the first IFACE message */
 	uint32_t sa_cookie;              /* of tunnel 0 inbound; +2i+dir */
+	uint32_t route_cookie;           /* ROUTE_ADD of tunnel 0; +i */
+	uint32_t params_cookie;          /* PARAMS */
 	uint32_t n_nacks;
 	uint32_t n_acked;
 	uint8_t acked[NATT_MAX_WORKERS];

@@ -20,15 +20,15 @@ struct natt_gcm_key {
 	uint8_t key_len;          /* 16 or 32 */
 } __attribute__((aligned(64)));
 
-/* One decrypt in a burst: the fields phase 1 fills for phase 2. */
+/* One decrypt or encrypt in a burst: the fields phase 1 fills for phase 2. */
 struct natt_gcm_op {
 	const struct natt_gcm_key *key;
-	uint8_t *data;            /* ciphertext, decrypted in place */
+	uint8_t *data;            /* en/decrypted in place */
 	uint32_t len;
 	uint32_t aad_len;         /* 8, or 12 with ESN */
 	uint8_t nonce[GCM_NONCE_LEN];
 	uint8_t aad[12];          /* SPI || [seq_hi] || seq (RFC 4106 section 5) */
-	uint8_t tag[ESP_GCM_ICV_LEN]; /* computed ICV */
+	uint8_t tag[ESP_GCM_ICV_LEN]; /* decrypt: computed ICV */
 };
 
 /** Allocate and initialise an IMB_MGR for the best ISA of this CPU.
@@ -44,6 +44,10 @@ void natt_gcm_key_wipe(struct natt_gcm_key *k);
 
 /** Decrypt ops[0..n) in place, writing each computed ICV to ops[i].tag. */
 void natt_gcm_open_burst(IMB_MGR *mgr, struct natt_gcm_op *ops, unsigned int n);
+
+/** Encrypt ops[0..n) in place; each ICV is written right after its
+ *  ciphertext (op->data + op->len), where ESP puts it. */
+void natt_gcm_seal_burst(IMB_MGR *mgr, struct natt_gcm_op *ops, unsigned int n);
 
 /** Constant-time comparison of a computed and a received ICV. */
 static inline bool

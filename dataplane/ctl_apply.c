@@ -10,12 +10,13 @@
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
+#include "ipv4.h"
 #include "sa.h"
 #include "worker.h"
 
-static void
-evt_send(struct natt_worker *w, uint16_t type, uint32_t cookie, int status,
-	 uint32_t spi, uint32_t tunnel_id)
+void
+natt_evt_send(struct natt_worker *w, uint16_t type, uint32_t cookie, int status,
+	      uint32_t spi, uint32_t tunnel_id)
 {
 	struct natt_evt e = {
 		.version = NATT_CTL_VERSION, .type = type, .worker = w->id,
@@ -48,10 +49,22 @@ apply_iface(struct natt_worker *w, const struct natt_ctl_iface *m)
 	p->addr = m->addr;
 	p->mtu = m->mtu;
 	memcpy(p->next_hop.addr_bytes, m->next_hop_mac, RTE_ETHER_ADDR_LEN);
-	if (m->role == NATT_ROLE_OUTSIDE)
+	if (m->role == NATT_ROLE_OUTSIDE) {
 		w->outside = m->port;
-	else
+		w->inner_mtu = natt_inner_mtu(m->mtu);
+	} else
 		w->inside = m->port;
+	return 0;
+}
+
+static int
+apply_params(struct natt_worker *w, const struct natt_ctl_params *m)
+{
+	if (m->df_mode > NATT_DF_CLEAR)
+		return -EINVAL;
+	w->mss_clamp = m->mss_clamp;
+	w->df_mode = m->df_mode;
+	w->icmp_rate = m->icmp_rate;
 	return 0;
 }
 
@@ -68,7 +81,13 @@ apply_one(struct natt_worker *w, const struct natt_ctl_msg *m)
 	case NATT_CTL_SA_UPDATE:
 		return natt_sa_update(w, &m->u.sa);
 	case NATT_CTL_SA_DEL:
-		return natt_sa_del(w, m->u.del.spi, m->u.del.dir);
+		return natt_sa_del(w, m->u.del.spi, m->u.del.dir, m->u.del.tunnel_id);
+	case NATT_CTL_ROUTE_ADD:
+		return natt_route_add(w, &m->u.route);
+	case NATT_CTL_ROUTE_DEL:
+		return natt_route_del(w, &m->u.route);
+	case NATT_CTL_PARAMS:
+		return apply_params(w, &m->u.params);
 	default:
 		return -EOPNOTSUPP;
 	}
@@ -82,7 +101,7 @@ apply_commit(struct natt_worker *w, uint32_t generation)
 	w->active = w->outside != UINT16_MAX;
 	w->st->generation = generation;
 	w->st->active = w->active;
-	evt_send(w, NATT_EVT_COMMIT_ACK, generation, w->batch_err, 0, 0);
+	natt_evt_send(w, NATT_EVT_COMMIT_ACK, generation, w->batch_err, 0, 0);
 	w->batch_err = 0;
 }
 
@@ -105,16 +124,26 @@ natt_ctl_drain(struct natt_worker *w)
 		}
 		rc = apply_one(w, &msg);
 		if (rc != 0) {
-			uint32_t spi = msg.hdr.type == NATT_CTL_SA_DEL ?
-				msg.u.del.spi : msg.u.sa.spi;
+			uint32_t spi = 0, tid = 0;
 
+			switch (msg.hdr.type) {
+			case NATT_CTL_SA_ADD:
+			case NATT_CTL_SA_UPDATE:
+				spi = msg.u.sa.spi;
+				tid = msg.u.sa.tunnel_id;
+				break;
+			case NATT_CTL_SA_DEL:
+				spi = msg.u.del.spi;
+				tid = msg.u.del.tunnel_id;
+				break;
+			case NATT_CTL_ROUTE_ADD:
+			case NATT_CTL_ROUTE_DEL:
+				tid = msg.u.route.tunnel_id;
+				break;
+			}
 			if (w->batch_err == 0)
 				w->batch_err = rc;
-			evt_send(w, NATT_EVT_NACK, msg.hdr.cookie, rc,
-				 msg.hdr.type == NATT_CTL_IFACE ? 0 : spi,
-				 msg.hdr.type == NATT_CTL_SA_ADD ||
-				 msg.hdr.type == NATT_CTL_SA_UPDATE ?
-				 msg.u.sa.tunnel_id : 0);
+			natt_evt_send(w, NATT_EVT_NACK, msg.hdr.cookie, rc, spi, tid);
 		}
 	}
 	/* the last message may have carried keys: leave none on the stack */

@@ -22,44 +22,9 @@
 #include <rte_ring.h>
 
 #include "esp.h"
+#include "ipv4.h"
 #include "sa.h"
 #include "worker.h"
-
-/* Phase 1 helper: pass a packet whose SA another worker owns to that worker. */
-static inline void
-handoff(struct natt_worker *w, struct rte_mbuf *m, uint16_t owner)
-{
-	if (unlikely(owner >= w->n_workers ||
-		     rte_ring_mp_enqueue(w->handoff_of[owner], m) != 0)) {
-		natt_drop(w, m, NATT_DROP_HANDOFF_FULL);
-		return;
-	}
-	w->st->counters[NATT_CNT_HANDOFF_OUT]++;
-}
-
-/* Phase 1 helper: RFC 4106 nonce and AAD (section 5; ESN puts the high half
- * of the sequence number between SPI and low half, RFC 4303 2.2.1). */
-static inline void
-prepare_op(struct natt_gcm_op *op, const struct natt_sa *sa, uint8_t *esp,
-	   uint32_t esp_len, uint64_t sqn)
-{
-	op->key = &sa->key;
-	op->data = esp + ESP_HDR_LEN + ESP_GCM_IV_LEN;
-	op->len = esp_len - ESP_HDR_LEN - ESP_GCM_IV_LEN - ESP_GCM_ICV_LEN;
-	memcpy(op->nonce, sa->key.salt, 4);
-	memcpy(op->nonce + 4, esp + ESP_HDR_LEN, ESP_GCM_IV_LEN);
-	memcpy(op->aad, esp, 4);
-	if (sa->esn) {
-		uint32_t hi = rte_cpu_to_be_32((uint32_t)(sqn >> 32));
-
-		memcpy(op->aad + 4, &hi, 4);
-		memcpy(op->aad + 8, esp + 4, 4);
-		op->aad_len = 12;
-	} else {
-		memcpy(op->aad + 4, esp + 4, 4);
-		op->aad_len = 8;
-	}
-}
 
 /* Phase 1a: classify the burst; ESP frames go to w->esp_m[]/w->meta[], the
  * rest are dropped or consumed with their reason. Returns the ESP count. */
@@ -114,7 +79,7 @@ inb_prepare(struct natt_worker *w, unsigned int k)
 			continue;
 		}
 		if (unlikely(natt_sa_is_remote(w->sa_v[j]))) {
-			handoff(w, m, natt_sa_remote_owner(w->sa_v[j]));
+			natt_handoff(w, m, natt_sa_remote_owner(w->sa_v[j]));
 			continue;
 		}
 		sa = w->sa_v[j];
@@ -123,9 +88,10 @@ inb_prepare(struct natt_worker *w, unsigned int k)
 			natt_drop(w, m, NATT_DROP_REPLAY);
 			continue;
 		}
-		prepare_op(&w->ops[nops], sa,
-			   rte_pktmbuf_mtod_offset(m, uint8_t *, md->esp_off),
-			   md->esp_len, sqn);
+		natt_esp_op(&w->ops[nops], sa,
+			    rte_pktmbuf_mtod_offset(m, uint8_t *, md->esp_off),
+			    md->esp_len - ESP_HDR_LEN - ESP_GCM_IV_LEN - ESP_GCM_ICV_LEN,
+			    sqn);
 		w->op_sa[nops] = sa;
 		w->op_m[nops] = m;
 		w->op_sqn[nops] = sqn;
@@ -150,36 +116,6 @@ trailer_check(const uint8_t *pt, uint32_t len, uint8_t *next_hdr)
 		if (unlikely(pt[len - ESP_TRAILER_LEN - pad_len + i] != i + 1))
 			return -1;
 	return (int)(len - ESP_TRAILER_LEN - pad_len);
-}
-
-/* Inner IPv4 header sanity; returns its total length or 0 if malformed.
- * Bytes between total length and the trailer are TFC padding (RFC 4303 2.7). */
-static inline uint16_t
-inner_check(const struct rte_ipv4_hdr *ip, uint32_t avail)
-{
-	uint32_t ihl, tot;
-
-	if (unlikely(avail < IPV4_HLEN_MIN || (ip->version_ihl >> 4) != 4))
-		return 0;
-	ihl = (ip->version_ihl & 0xf) * 4u;
-	tot = rte_be_to_cpu_16(ip->total_length);
-	if (unlikely(ihl < IPV4_HLEN_MIN || tot < ihl || tot > avail))
-		return 0;
-	if (unlikely(rte_raw_cksum(ip, ihl) != 0xffff))
-		return 0;
-	return (uint16_t)tot;
-}
-
-/* RFC 1624 incremental update for TTL - 1 (the TTL is the high byte of the
- * 16-bit word it shares with the protocol field); as Linux ip_decrease_ttl(),
- * a result of 0xffff folds to 0, the value a full recomputation gives. */
-static inline void
-ttl_decrement(struct rte_ipv4_hdr *ip)
-{
-	uint32_t sum = (uint32_t)rte_be_to_cpu_16(ip->hdr_checksum) + 0x0100;
-
-	ip->time_to_live--;
-	ip->hdr_checksum = rte_cpu_to_be_16((uint16_t)(sum + (sum >= 0xffff)));
 }
 
 /* Good-path counters of the SA the last packets hit, flushed when the SA
@@ -234,7 +170,7 @@ inb_deliver(struct natt_worker *w, struct rte_mbuf *m, struct natt_sa *sa,
 						   : NATT_DROP_BAD_INNER);
 		return;
 	}
-	tot = inner_check(ip, (uint32_t)plen);
+	tot = natt_ipv4_check(ip, (uint32_t)plen);
 	if (unlikely(tot == 0)) {
 		natt_drop(w, m, NATT_DROP_BAD_INNER);
 		return;
@@ -248,7 +184,10 @@ inb_deliver(struct natt_worker *w, struct rte_mbuf *m, struct natt_sa *sa,
 		natt_drop(w, m, NATT_DROP_TTL_EXPIRED);
 		return;
 	}
-	ttl_decrement(ip);
+	natt_ttl_decrement(ip);
+	if (w->mss_clamp != 0 && ip->next_proto_id == IPPROTO_TCP &&
+	    natt_mss_clamp(ip, tot, w->mss_clamp))
+		w->st->counters[NATT_CNT_MSS_CLAMPED]++;
 
 	/* Strip outer headers and IV, keep room for a new Ethernet header,
 	 * cut trailer, TFC padding and ICV. */

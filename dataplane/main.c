@@ -247,6 +247,9 @@ workers_create(struct dataplane *dp)
 		w->hdr = dp->hdr;
 		w->st = natt_stats_worker(dp->hdr, i);
 		w->max_tunnels = dp->o.max_tunnels;
+		w->pool = dp->pool;
+		w->tsc_hz = rte_get_tsc_hz();
+		w->ip_id = (uint16_t)i;
 		w->mgr = natt_crypto_mgr_create(&arch);
 		if (w->mgr == NULL) {
 			fprintf(stderr, "intel-ipsec-mb: no usable AES-NI implementation\n");

@@ -13,6 +13,9 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
+
+#include <rte_byteorder.h>
 
 #include "crypto.h"
 #include "natt_ctl.h"
@@ -34,6 +37,8 @@ struct natt_sa {
 	uint16_t local_port;
 	uint32_t local_addr;
 	struct natt_tunnel_stats *stats; /* this tunnel's counters (we own them) */
+	uint64_t seq;                    /* outbound: last sequence number sent */
+	uint8_t seq_exhausted;           /* outbound: event sent, SA stopped */
 	/* selectors as (addr & mask) == net, network order */
 	uint32_t ts_net[NATT_MAX_TS];
 	uint32_t ts_mask[NATT_MAX_TS];
@@ -65,9 +70,35 @@ natt_sa_ts_match(const struct natt_sa *sa, uint32_t src)
 	return false;
 }
 
+/* One crypto op for the ESP packet at esp whose ciphertext (payload, padding,
+ * trailer) is ct_len bytes: RFC 4106 nonce = salt || IV and AAD = SPI ||
+ * sequence number (section 5), with ESN the high half between them
+ * (RFC 4303 2.2.1). sqn is the full 64-bit number. */
+static inline void
+natt_esp_op(struct natt_gcm_op *op, const struct natt_sa *sa, uint8_t *esp,
+	    uint32_t ct_len, uint64_t sqn)
+{
+	op->key = &sa->key;
+	op->data = esp + ESP_HDR_LEN + ESP_GCM_IV_LEN;
+	op->len = ct_len;
+	memcpy(op->nonce, sa->key.salt, 4);
+	memcpy(op->nonce + 4, esp + ESP_HDR_LEN, ESP_GCM_IV_LEN);
+	memcpy(op->aad, esp, 4);
+	if (sa->esn) {
+		uint32_t hi = rte_cpu_to_be_32((uint32_t)(sqn >> 32));
+
+		memcpy(op->aad + 4, &hi, 4);
+		memcpy(op->aad + 8, esp + 4, 4);
+		op->aad_len = 12;
+	} else {
+		memcpy(op->aad + 4, esp + 4, 4);
+		op->aad_len = 8;
+	}
+}
+
 /** Create this worker's SA tables (entries per direction). 0 or -errno. */
 int natt_sa_tables_create(struct natt_worker *w, uint32_t entries);
-/** Delete every SA (keys wiped) and free the tables. */
+/** Delete every SA (keys wiped) and free the tables (SA hashes, LPM). */
 void natt_sa_tables_destroy(struct natt_worker *w);
 
 /** Install an SA from a control message. 0 or -errno (nothing changed). */
@@ -75,6 +106,10 @@ int natt_sa_add(struct natt_worker *w, const struct natt_ctl_sa *m);
 /** Update peer/selectors/name of an installed SA; keys and window untouched. */
 int natt_sa_update(struct natt_worker *w, const struct natt_ctl_sa *m);
 /** Unpublish an SA, wipe its keys, free it. 0 or -ENOENT. */
-int natt_sa_del(struct natt_worker *w, uint32_t spi, uint8_t dir);
+int natt_sa_del(struct natt_worker *w, uint32_t spi, uint8_t dir, uint32_t tunnel_id);
+
+/** Route a tunnel's remote_ts prefixes to it / remove them. 0 or -errno. */
+int natt_route_add(struct natt_worker *w, const struct natt_ctl_route *r);
+int natt_route_del(struct natt_worker *w, const struct natt_ctl_route *r);
 
 #endif /* NATT_SA_H */

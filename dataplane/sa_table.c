@@ -12,6 +12,7 @@
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 
+#include "lpm.h"
 #include "sa.h"
 #include "worker.h"
 
@@ -47,12 +48,37 @@ table_create(const char *kind, uint16_t id, uint32_t entries)
 	return h;
 }
 
+/*
+ * The outbound LPM: remote_ts prefixes -> tunnel id (24-bit next hop, so up
+ * to 16M tunnels). Rules: four per tunnel on average. tbl8 groups: one per
+ * /24 that holds a longer prefix; road warriors get /32s out of a few
+ * contiguous pools, so max_tunnels / 8 (at least 1024, at most 65536 = 64 MB)
+ * covers 1M tunnels numbered out of a /12. The tbl24 is a fixed 64 MB.
+ */
+static struct rte_lpm *
+lpm_create(uint16_t id, uint32_t tunnels)
+{
+	char name[RTE_LPM_NAMESIZE];
+	uint32_t tbl8s = tunnels / 8 < 1024 ? 1024 : tunnels / 8;
+	struct rte_lpm_config c = {
+		.max_rules = 4 * (tunnels < 256 ? 256 : tunnels),
+		.number_tbl8s = tbl8s > 65536 ? 65536 : tbl8s,
+	};
+
+	snprintf(name, sizeof(name), "natt_lpm_%u", id);
+	return rte_lpm_create(name, (int)rte_socket_id(), &c);
+}
+
 int
 natt_sa_tables_create(struct natt_worker *w, uint32_t entries)
 {
 	w->sa_in = table_create("in", w->id, entries);
 	w->sa_out = table_create("out", w->id, entries);
-	if (w->sa_in == NULL || w->sa_out == NULL)
+	w->lpm = lpm_create(w->id, entries);
+	w->out = rte_zmalloc_socket("natt_out_slots", (size_t)entries * sizeof(*w->out),
+				    RTE_CACHE_LINE_SIZE, (int)rte_socket_id());
+	w->default_route = UINT32_MAX;
+	if (w->sa_in == NULL || w->sa_out == NULL || w->lpm == NULL || w->out == NULL)
 		return -ENOMEM;
 	return 0;
 }
@@ -92,6 +118,10 @@ natt_sa_tables_destroy(struct natt_worker *w)
 	table_destroy(w->sa_in);
 	table_destroy(w->sa_out);
 	w->sa_in = w->sa_out = NULL;
+	rte_lpm_free(w->lpm);
+	w->lpm = NULL;
+	rte_free(w->out);
+	w->out = NULL;
 }
 
 static int
@@ -199,6 +229,12 @@ natt_sa_add(struct natt_worker *w, const struct natt_ctl_sa *m)
 	}
 	if (sa != NULL)
 		tunnel_stats_publish(sa, m, m->flags & NATT_SA_F_RESET_STATS);
+	if (m->dir == NATT_DIR_OUT) {
+		/* the newest outbound SA of a tunnel seals its packets: a rekey
+		 * switches over here, the old SA stays until its SA_DEL */
+		w->out[m->tunnel_id].sa = v;
+		w->out[m->tunnel_id].spi = m->spi;
+	}
 	return 0;
 }
 
@@ -222,7 +258,7 @@ natt_sa_update(struct natt_worker *w, const struct natt_ctl_sa *m)
 }
 
 int
-natt_sa_del(struct natt_worker *w, uint32_t spi, uint8_t dir)
+natt_sa_del(struct natt_worker *w, uint32_t spi, uint8_t dir, uint32_t tunnel_id)
 {
 	struct rte_hash *h = table_of(w, dir);
 	struct natt_sa *sa;
@@ -234,6 +270,11 @@ natt_sa_del(struct natt_worker *w, uint32_t spi, uint8_t dir)
 		return -ENOENT;
 	/* unpublish first, then wipe: nothing can reach the keys after this */
 	rte_hash_del_key(h, &spi);
+	if (dir == NATT_DIR_OUT && tunnel_id < w->max_tunnels &&
+	    w->out[tunnel_id].spi == spi) {
+		w->out[tunnel_id].sa = NULL;   /* the tunnel has no outbound SA now */
+		w->out[tunnel_id].spi = 0;
+	}
 	if (natt_sa_is_remote(v))
 		return 0;
 	sa = v;
@@ -242,5 +283,91 @@ natt_sa_del(struct natt_worker *w, uint32_t spi, uint8_t dir)
 	else if (dir == NATT_DIR_OUT && sa->stats->out_spi == spi)
 		sa->stats->out_spi = 0;
 	sa_free(sa);
+	return 0;
+}
+
+/* ---- outbound routes ---- */
+
+static int
+route_check(const struct natt_worker *w, const struct natt_ctl_route *r)
+{
+	/* rte_lpm next hops are 24 bits */
+	if (r->tunnel_id >= w->max_tunnels || r->tunnel_id > 0xffffffu ||
+	    r->n > NATT_CTL_ROUTES_PER_MSG)
+		return -EINVAL;
+	for (unsigned int i = 0; i < r->n; i++)
+		if (r->pfx[i].plen > 32)
+			return -EINVAL;
+	return 0;
+}
+
+/* Owner of prefix p in our table: its tunnel id, or UINT32_MAX if absent. */
+static uint32_t
+route_owner(const struct natt_worker *w, const struct natt_ctl_ts *p)
+{
+	uint32_t nh;
+
+	if (p->plen == 0)
+		return w->default_route;
+	if (rte_lpm_is_rule_present(w->lpm, rte_be_to_cpu_32(p->addr), p->plen, &nh) == 1)
+		return nh;
+	return UINT32_MAX;
+}
+
+static void
+route_remove(struct natt_worker *w, const struct natt_ctl_ts *p)
+{
+	if (p->plen == 0)
+		w->default_route = UINT32_MAX;
+	else
+		rte_lpm_delete(w->lpm, rte_be_to_cpu_32(p->addr), p->plen);
+}
+
+int
+natt_route_add(struct natt_worker *w, const struct natt_ctl_route *r)
+{
+	int rc = route_check(w, r);
+
+	if (rc != 0)
+		return rc;
+	/* all or nothing: a prefix another tunnel holds refuses the message */
+	for (unsigned int i = 0; i < r->n; i++) {
+		uint32_t o = route_owner(w, &r->pfx[i]);
+
+		if (o != UINT32_MAX && o != r->tunnel_id)
+			return -EEXIST;
+	}
+	for (unsigned int i = 0; i < r->n; i++) {
+		const struct natt_ctl_ts *p = &r->pfx[i];
+
+		if (p->plen == 0) {
+			w->default_route = r->tunnel_id;
+			continue;
+		}
+		rc = rte_lpm_add(w->lpm, rte_be_to_cpu_32(p->addr), p->plen, r->tunnel_id);
+		if (rc != 0) {
+			/* LPM full: take back what this message added */
+			while (i-- > 0)
+				route_remove(w, &r->pfx[i]);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+int
+natt_route_del(struct natt_worker *w, const struct natt_ctl_route *r)
+{
+	int rc = route_check(w, r);
+
+	if (rc != 0)
+		return rc;
+	for (unsigned int i = 0; i < r->n; i++)
+		if (route_owner(w, &r->pfx[i]) != r->tunnel_id)
+			rc = -ENOENT;
+	if (rc != 0)
+		return rc;
+	for (unsigned int i = 0; i < r->n; i++)
+		route_remove(w, &r->pfx[i]);
 	return 0;
 }

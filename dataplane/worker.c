@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * worker.c - the poll loop of one worker lcore, run to completion:
- * control messages -> RX on every configured port -> inbound -> TX flush.
+ * control messages -> RX on every configured port -> inbound (outside port)
+ * or outbound (inside port) -> packets handed over by other workers -> TX flush.
  */
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
@@ -52,12 +53,27 @@ rx_account(struct natt_worker *w, uint16_t p, struct rte_mbuf **pkts, uint16_t n
 	w->st->last_rx_tsc = w->now;
 }
 
-/* Inside port: clear traffic towards the tunnels (outbound, later issue). */
+/* Packets other workers handed us, both directions mixed: split them by
+ * the role of the port they came in on. */
 static void
-outbound_stub(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n)
+handoff_process(struct natt_worker *w, struct rte_mbuf **pkts, unsigned int n)
 {
-	for (uint16_t i = 0; i < n; i++)
-		natt_drop(w, pkts[i], NATT_DROP_NO_ROUTE);
+	struct rte_mbuf *in[NATT_MAX_BURST], *out[NATT_MAX_BURST];
+	uint16_t ni = 0, no = 0;
+
+	w->st->counters[NATT_CNT_HANDOFF_IN] += n;
+	for (unsigned int i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i];
+
+		if (m->port < NATT_MAX_PORTS && w->port[m->port].role == NATT_ROLE_INSIDE)
+			out[no++] = m;
+		else
+			in[ni++] = m;
+	}
+	if (ni != 0)
+		natt_inbound(w, in, ni);
+	if (no != 0)
+		natt_outbound(w, out, no);
 }
 
 static void
@@ -78,16 +94,14 @@ poll_ports(struct natt_worker *w)
 		if (role == NATT_ROLE_OUTSIDE)
 			natt_inbound(w, pkts, n);
 		else
-			outbound_stub(w, pkts, n);
+			natt_outbound(w, pkts, n);
 	}
 	if (w->n_workers > 1) {
 		/* packets other workers received for SAs we own */
 		unsigned int n = rte_ring_sc_dequeue_burst(w->handoff, (void **)pkts,
 							   NATT_MAX_BURST, NULL);
-		if (n != 0) {
-			w->st->counters[NATT_CNT_HANDOFF_IN] += n;
-			natt_inbound(w, pkts, (uint16_t)n);
-		}
+		if (n != 0)
+			handoff_process(w, pkts, n);
 	}
 }
 
@@ -118,9 +132,7 @@ natt_worker_finish(struct natt_worker *w)
 	unsigned int n;
 
 	while ((n = rte_ring_sc_dequeue_burst(w->handoff, (void **)pkts,
-					      NATT_MAX_BURST, NULL)) != 0) {
-		w->st->counters[NATT_CNT_HANDOFF_IN] += n;
-		natt_inbound(w, pkts, (uint16_t)n);
-	}
+					      NATT_MAX_BURST, NULL)) != 0)
+		handoff_process(w, pkts, n);
 	tx_flush_all(w);
 }

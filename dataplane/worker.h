@@ -13,6 +13,7 @@
 #include <rte_branch_prediction.h>
 #include <rte_ether.h>
 #include <rte_mbuf.h>
+#include <rte_ring.h>
 
 #include "classify.h"
 #include "crypto.h"
@@ -22,9 +23,20 @@
 #define NATT_MAX_BURST 32
 #define NATT_CTL_BUDGET 64      /* control messages applied per loop */
 #define NATT_HANDOFF_RING_SIZE 4096
+#define NATT_FRAG_MAX (4 * NATT_MAX_BURST) /* fragments made per burst */
 
 struct rte_hash;
+struct rte_lpm;
+struct rte_mempool;
 struct rte_ring;
+
+/* The outbound SA a tunnel's packets are sealed with: a struct natt_sa we
+ * own, a tagged owner id (see sa.h), or NULL. Indexed by tunnel id. */
+struct natt_out_slot {
+	void *sa;
+	uint32_t spi;
+	uint32_t pad;
+};
 
 struct natt_port {
 	uint8_t role;                 /* enum natt_if_role, NONE = not polled */
@@ -49,6 +61,18 @@ struct natt_worker {
 	IMB_MGR *mgr;
 	struct rte_hash *sa_in;
 	struct rte_hash *sa_out;
+	struct rte_lpm *lpm;          /* inner destination -> tunnel id */
+	struct natt_out_slot *out;    /* [max_tunnels] */
+	uint32_t default_route;       /* tunnel id of a /0 remote_ts, or UINT32_MAX */
+	uint16_t inner_mtu;           /* largest inner packet that fits the outside MTU */
+	uint16_t mss_clamp;           /* 0 = off */
+	uint8_t df_mode;              /* enum natt_df_mode */
+	uint16_t ip_id;               /* next outer IP ID (stride n_workers) */
+	uint32_t icmp_rate;           /* per second, 0 = never */
+	uint32_t icmp_count;          /* sent in the current second */
+	uint64_t icmp_window;         /* TSC the current second started */
+	uint64_t tsc_hz;
+	struct rte_mempool *pool;     /* for fragments and ICMP */
 	struct rte_ring *ctl;         /* natt_ctl_<id>: commands in */
 	struct rte_ring *evt;         /* natt_evt: acks and events out */
 	struct rte_ring *handoff;     /* ours: packets other workers pass us */
@@ -67,7 +91,12 @@ struct natt_worker {
 	struct natt_sa *op_sa[NATT_MAX_BURST];
 	struct rte_mbuf *op_m[NATT_MAX_BURST];
 	uint64_t op_sqn[NATT_MAX_BURST];
+	uint16_t op_len[NATT_MAX_BURST];   /* outbound: inner bytes */
 	struct natt_gcm_op ops[NATT_MAX_BURST];
+	uint32_t dst_ip[NATT_MAX_BURST];   /* outbound: host order, for the LPM */
+	uint32_t next_hop[NATT_MAX_BURST];
+	uint16_t n_frag;                   /* outbound: fragments waiting */
+	struct rte_mbuf *frag[NATT_FRAG_MAX];
 
 	volatile bool stop __rte_cache_aligned; /* set by the main lcore */
 } __rte_cache_aligned;
@@ -83,6 +112,18 @@ natt_drop(struct natt_worker *w, struct rte_mbuf *m, unsigned int r)
 /** Send what port p has queued; unsent packets are tx_full drops. */
 void natt_tx_flush_port(struct natt_worker *w, uint16_t p);
 
+/** Pass m to the worker that owns its SA (handoff ring). */
+static inline void
+natt_handoff(struct natt_worker *w, struct rte_mbuf *m, uint16_t owner)
+{
+	if (unlikely(owner >= w->n_workers ||
+		     rte_ring_mp_enqueue(w->handoff_of[owner], m) != 0)) {
+		natt_drop(w, m, NATT_DROP_HANDOFF_FULL);
+		return;
+	}
+	w->st->counters[NATT_CNT_HANDOFF_OUT]++;
+}
+
 /** Queue m for TX on port p; flushed every loop. */
 static inline void
 natt_tx(struct natt_worker *w, uint16_t p, struct rte_mbuf *m)
@@ -96,6 +137,13 @@ natt_tx(struct natt_worker *w, uint16_t p, struct rte_mbuf *m)
 
 /** Inbound: frames from the outside port, any mix of kinds. Consumes all. */
 void natt_inbound(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n);
+
+/** Outbound: clear IPv4 frames from the inside port. Consumes all. */
+void natt_outbound(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n);
+
+/** Post an event for natt-control (never blocks; counted if lost). */
+void natt_evt_send(struct natt_worker *w, uint16_t type, uint32_t cookie,
+		   int status, uint32_t spi, uint32_t tunnel_id);
 
 /** Apply up to NATT_CTL_BUDGET control messages; returns how many. */
 unsigned int natt_ctl_drain(struct natt_worker *w);

@@ -44,14 +44,27 @@
  * and never touches keys, replay window or sequence counter; a rekey is an
  * SA_ADD of the new SPI followed later by an SA_DEL of the old one.
  *
- * Version history: 1 - first version.
+ * Outbound routing: ROUTE_ADD / ROUTE_DEL carry up to NATT_CTL_ROUTES_PER_MSG
+ * inner destination prefixes (the tunnel's remote_ts) for one tunnel id; every
+ * worker installs them in its own LPM table (longest prefix wins). The
+ * tunnel's newest outbound SA_ADD is the SA those packets are sealed with; a
+ * worker that does not own the tunnel hands the packets to the owner, so the
+ * sequence counter has one writer. A prefix already routed to another tunnel
+ * is refused (-EEXIST). PARAMS sets the dataplane-wide knobs (MSS clamp, outer
+ * DF policy, ICMP rate).
+ *
+ * Events besides acks: NATT_EVT_SEQ_EXHAUSTED, once per outbound SA whose
+ * sequence counter reached its end (2^32 - 1 without ESN): the SA sends
+ * nothing more (an IV is never reused) until it is replaced by a rekey.
+ *
+ * Version history: 1 - first version. 2 - ROUTE_ADD/DEL, PARAMS, SEQ_EXHAUSTED.
  */
 #ifndef NATT_CTL_H
 #define NATT_CTL_H
 
 #include <stdint.h>
 
-#define NATT_CTL_VERSION 1
+#define NATT_CTL_VERSION 2
 
 #define NATT_CTL_RING_FMT "natt_ctl_%u"
 #define NATT_EVT_RING "natt_evt"
@@ -75,6 +88,15 @@ enum natt_ctl_type {
 	NATT_CTL_SA_UPDATE = 3, /* struct natt_ctl_sa (keys ignored) */
 	NATT_CTL_SA_DEL = 4,    /* struct natt_ctl_sa_del */
 	NATT_CTL_COMMIT = 5,    /* header only; cookie = generation */
+	NATT_CTL_ROUTE_ADD = 6, /* struct natt_ctl_route */
+	NATT_CTL_ROUTE_DEL = 7, /* struct natt_ctl_route */
+	NATT_CTL_PARAMS = 8,    /* struct natt_ctl_params */
+};
+
+enum natt_df_mode {
+	NATT_DF_COPY = 0,       /* outer DF = inner DF (default) */
+	NATT_DF_SET = 1,
+	NATT_DF_CLEAR = 2,
 };
 
 enum natt_if_role {
@@ -145,6 +167,37 @@ struct natt_ctl_sa_del {
 	uint32_t spi;
 	uint8_t dir;
 	uint8_t pad[3];
+	uint32_t tunnel_id;      /* the SA's tunnel */
+};
+
+/* Largest inner IPv4 packet whose ESP-in-UDP encapsulation (AES-GCM) fits
+ * an outer packet of mtu bytes: 20 IP + 8 UDP + 8 ESP + 8 IV + the packet
+ * and its 2-byte trailer padded to a multiple of 4 + 16 ICV. 1438 for 1500. */
+static inline uint16_t
+natt_inner_mtu(uint16_t mtu)
+{
+	const uint32_t ovh = 20 + 8 + 8 + 8 + 16;
+
+	if (mtu < ovh + 24)
+		return 0;
+	return (uint16_t)(((mtu - ovh) & ~3u) - 2);
+}
+
+#define NATT_CTL_ROUTES_PER_MSG 28
+
+/* Inner destination prefixes routed into tunnel tunnel_id (its remote_ts). */
+struct natt_ctl_route {
+	uint32_t tunnel_id;
+	uint8_t n;               /* prefixes used in pfx[] */
+	uint8_t pad[3];
+	struct natt_ctl_ts pfx[NATT_CTL_ROUTES_PER_MSG];
+};
+
+struct natt_ctl_params {
+	uint16_t mss_clamp;      /* TCP MSS ceiling on SYNs both ways, 0 = off */
+	uint8_t df_mode;         /* enum natt_df_mode */
+	uint8_t pad;
+	uint32_t icmp_rate;      /* ICMP frag-needed per second per worker, 0 = none */
 };
 
 #define NATT_CTL_MSG_SIZE 256
@@ -155,6 +208,8 @@ struct natt_ctl_msg {
 		struct natt_ctl_iface iface;
 		struct natt_ctl_sa sa;
 		struct natt_ctl_sa_del del;
+		struct natt_ctl_route route;
+		struct natt_ctl_params params;
 		uint8_t raw[NATT_CTL_MSG_SIZE - sizeof(struct natt_ctl_hdr)];
 	} u;
 };
@@ -163,10 +218,15 @@ _Static_assert(sizeof(struct natt_ctl_msg) == NATT_CTL_MSG_SIZE,
 	       "ring element size is part of the contract");
 _Static_assert(sizeof(struct natt_ctl_sa) <= sizeof(((struct natt_ctl_msg *)0)->u.raw),
 	       "SA message must fit");
+_Static_assert(sizeof(struct natt_ctl_route) <= sizeof(((struct natt_ctl_msg *)0)->u.raw),
+	       "route message must fit");
+_Static_assert(NATT_MAX_TS <= NATT_CTL_ROUTES_PER_MSG,
+	       "one ROUTE_ADD carries all remote_ts of a tunnel");
 
 enum natt_evt_type {
 	NATT_EVT_NACK = 1,
 	NATT_EVT_COMMIT_ACK = 2,
+	NATT_EVT_SEQ_EXHAUSTED = 3, /* spi, tunnel_id: outbound SA stopped */
 };
 
 struct natt_evt {

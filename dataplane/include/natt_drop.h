@@ -14,7 +14,8 @@
 /* _(ENUM, "name", "help") */
 #define NATT_FOREACH_DROP(_)                                                   \
 	_(MALFORMED, "malformed",                                              \
-	  "outer Ethernet/IPv4/UDP/ESP header truncated or inconsistent")      \
+	  "Ethernet/IPv4/UDP/ESP headers truncated or inconsistent (outer "   \
+	  "headers on the outside port, the IPv4 packet on the inside port)")  \
 	_(NOT_ESP, "not_esp",                                                  \
 	  "not NAT-T traffic for us: not IPv4/UDP 4500 or 500, or not our address") \
 	_(NO_SA, "no_sa", "ESP SPI matches no installed inbound SA")           \
@@ -32,9 +33,17 @@
 	_(BAD_INNER, "bad_inner",                                              \
 	  "decrypted payload is not a well-formed IPv4 packet (next header 4)") \
 	_(UNSUPPORTED, "unsupported",                                          \
-	  "valid but not handled yet: outer IPv6, inner IPv6, chained mbufs")  \
+	  "valid but not handled yet: IPv6, non-IPv4 on the inside port, "     \
+	  "chained mbufs")                                                     \
 	_(NO_ROUTE, "no_route",                                                \
-	  "inside-port packet with no tunnel for it (outbound path not built)") \
+	  "inside-port packet whose destination is in no tunnel's remote_ts, " \
+	  "or whose tunnel has no outbound SA")                                \
+	_(TOO_BIG, "too_big",                                                  \
+	  "inner packet with DF set exceeds the tunnel MTU (ICMP sent back)")  \
+	_(SEQ_OVERFLOW, "seq_overflow",                                        \
+	  "outbound SA used up its sequence numbers: needs a rekey")           \
+	_(NO_BUFFER, "no_buffer",                                              \
+	  "no mbuf, headroom or tailroom for encapsulation, fragments or ICMP") \
 	_(HANDOFF_FULL, "handoff_full",                                        \
 	  "owning worker's handoff ring was full")                             \
 	_(TX_FULL, "tx_full", "TX queue full: packet could not be sent")       \

@@ -24,7 +24,7 @@
 #include "natt_drop.h"
 
 #define NATT_STATS_MAGIC 0x4e415454u /* "NATT" */
-#define NATT_STATS_VERSION 1
+#define NATT_STATS_VERSION 2
 #define NATT_CACHE_LINE 64
 
 /* _(ENUM, "name") - per-worker good-path counters */
@@ -34,6 +34,11 @@
 	_(TX, "tx_packets")                                                    \
 	_(TX_BYTES, "tx_bytes")                                                \
 	_(DECRYPTED, "decrypted")                                              \
+	_(ENCRYPTED, "encrypted")                                              \
+	_(FRAGMENTS, "fragments_out")                                          \
+	_(MSS_CLAMPED, "mss_clamped")                                          \
+	_(ICMP_TOO_BIG, "icmp_too_big_sent")                                   \
+	_(ICMP_LIMITED, "icmp_rate_limited")                                   \
 	_(HANDOFF_OUT, "handoff_out")                                          \
 	_(HANDOFF_IN, "handoff_in")                                            \
 	_(CTL_MSGS, "ctl_messages")                                            \

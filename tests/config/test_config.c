@@ -96,6 +96,8 @@ check_sample(const struct natt_config *c, char *why, size_t whylen)
 	const struct natt_ctl_ts *ts;
 
 	EXPECT(c->replay_window == 1024);
+	EXPECT(c->mss_clamp == 1360 && natt_config_mss(c) == 1360);
+	EXPECT(c->df_mode == NATT_DF_SET && c->icmp_rate == 50);
 	EXPECT(c->n_ifaces == 2 && c->outside == 0 && c->inside == 1);
 	EXPECT(strcmp(o->name, "outside") == 0 && o->port == 0 && o->role == NATT_ROLE_OUTSIDE);
 	EXPECT(o->addr == ip("203.0.113.1") && o->mtu == 1500 && o->line == 8);
@@ -133,6 +135,7 @@ check_sample(const struct natt_config *c, char *why, size_t whylen)
 	t = &c->tunnels[2];
 	EXPECT(strcmp(t->name, "site_B.lab") == 0);
 	EXPECT(t->remote_addr == ip("192.0.2.200") && t->remote_port == 4500);
+	EXPECT(t->local_port == 14500 && c->tunnels[0].local_port == 4500);
 	EXPECT(t->in.spi == 3000000000u && t->out.spi == 0x101);
 	EXPECT(bytes_eq(t->in.key, "ced4d6f073659ed0253d8494bf5f026e"));
 	EXPECT(bytes_eq(t->in.salt, "54a6c2fa"));
@@ -146,6 +149,9 @@ static int
 check_minimal(const struct natt_config *c, char *why, size_t whylen)
 {
 	EXPECT(c->replay_window == NATT_CFG_DEFAULT_REPLAY_WINDOW);
+	/* defaults: MSS from the outside MTU 576 (inner MTU 514 - 40), DF copied */
+	EXPECT(c->mss_clamp == -1 && natt_config_mss(c) == 474);
+	EXPECT(c->df_mode == NATT_DF_COPY && c->icmp_rate == NATT_CFG_DEFAULT_ICMP_RATE);
 	EXPECT(c->n_tunnels == 0 && c->n_ifaces == 2);
 	EXPECT(c->outside == 0 && c->iface[0].port == 3 && c->iface[0].mtu == 576);
 	EXPECT(c->inside == 1 && c->iface[1].port == 0 && c->iface[1].mtu == 9216);
