@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <rte_cycles.h>
 #include <rte_ip.h>
+#include <rte_ring_elem.h>
 #include <rte_udp.h>
 
 #include "test_worker.h"
@@ -28,6 +31,21 @@ tw_create(uint32_t max_tunnels)
 	w->port[TW_OUTSIDE_PORT].role = NATT_ROLE_OUTSIDE;
 	w->port[TW_INSIDE_PORT].role = NATT_ROLE_INSIDE;
 	inet_pton(AF_INET, TW_OUTSIDE_ADDR, &w->port[TW_OUTSIDE_PORT].addr);
+	inet_pton(AF_INET, TW_INSIDE_ADDR, &w->port[TW_INSIDE_PORT].addr);
+	w->port[TW_OUTSIDE_PORT].mtu = w->port[TW_INSIDE_PORT].mtu = 1500;
+	w->inner_mtu = natt_inner_mtu(1500);
+	w->icmp_rate = 1000;
+	w->tsc_hz = rte_get_tsc_hz();
+	{
+		static unsigned int seq;
+		char name[32];
+
+		snprintf(name, sizeof(name), "tw_evt_%u", seq++);
+		w->evt = rte_ring_create_elem(name, sizeof(struct natt_evt), 1024,
+					      SOCKET_ID_ANY, RING_F_SC_DEQ);
+		if (w->evt == NULL)
+			goto fail;
+	}
 	w->hdr = hdr;
 	w->st = natt_stats_worker(hdr, 0);
 	w->max_tunnels = max_tunnels;
@@ -46,6 +64,7 @@ tw_destroy(struct natt_worker *w)
 {
 	tw_tx_discard(w);
 	natt_sa_tables_destroy(w);
+	rte_ring_free(w->evt);
 	free_mb_mgr(w->mgr);
 	free(w->hdr);
 	free(w);
@@ -92,6 +111,20 @@ tw_inbound_one(struct natt_worker *w, struct rte_mbuf *m)
 
 	memcpy(before, w->st->drops, sizeof(before));
 	natt_inbound(w, &m, 1);
+	for (int r = 0; r < NATT_DROP_MAX; r++)
+		if (w->st->drops[r] != before[r])
+			reason = reason == -1 ? r : -2;
+	return reason;
+}
+
+int
+tw_outbound_one(struct natt_worker *w, struct rte_mbuf *m)
+{
+	uint64_t before[NATT_DROP_MAX];
+	int reason = -1;
+
+	memcpy(before, w->st->drops, sizeof(before));
+	natt_outbound(w, &m, 1);
 	for (int r = 0; r < NATT_DROP_MAX; r++)
 		if (w->st->drops[r] != before[r])
 			reason = reason == -1 ? r : -2;
