@@ -1,16 +1,20 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * fuzz_inbound.c - classifier + inbound ESP path under hostile input.
+ * fuzz_inbound.c - classifier, inbound and outbound ESP paths under
+ * hostile input.
  *
  * Input byte 0 picks the mode:
- *   even: bytes 1.. are a whole Ethernet frame from the outside port;
+ *   0 mod 4: bytes 1.. are a whole Ethernet frame from the outside port;
+ *   2 mod 4: bytes 1.. are a whole Ethernet frame from the inside port
+ *         (outbound: routing, policy, MTU/ICMP/fragments, MSS clamp);
  *   odd:  byte 1 picks an SA, bytes 2..5 are the sequence number and bytes
  *         6.. are the ESP plaintext (inner packet, padding, pad length, next
  *         header - all fuzzer-chosen). The harness seals it with the SA's key
  *         through intel-ipsec-mb so the fuzzer reaches the code after the ICV
  *         check, which it could never reach by forging tags.
  * After every input: every mbuf is back in the pool and every packet was
- * either queued for TX or counted under exactly one reason.
+ * either queued for TX (outbound: as one or more fragments) or counted
+ * under exactly one reason.
  *
  * Built with -Dfuzz=true (clang): a libFuzzer target. Otherwise: a replay
  * driver that runs the files given on the command line, then a fixed-seed
@@ -60,6 +64,36 @@ install(uint32_t spi, uint8_t algo, uint8_t key_len, uint8_t flags)
 		abort();
 }
 
+/* Outbound: tunnel 1 for 10.0.0.0/8, tunnel 2 (ESN) for 10.1.0.0/16 and
+ * the default route; inner sources 192.168.0.0/16 allowed. */
+static void
+install_out(void)
+{
+	for (uint32_t t = 1; t <= 2; t++) {
+		struct natt_ctl_sa m;
+		struct natt_ctl_route r = { .tunnel_id = t, .n = t };
+
+		memset(&m, 0, sizeof(m));
+		m.spi = 0x1000 + t;
+		m.tunnel_id = t;
+		m.dir = NATT_DIR_OUT;
+		m.algo = NATT_ALGO_AES_GCM_128;
+		m.key_len = 16;
+		m.flags = t == 2 ? NATT_SA_F_ESN : 0;
+		m.remote_addr = htonl(0xc6336419);
+		m.local_addr = htonl(0xcb007101);
+		m.remote_port = htons(4500);
+		m.local_port = htons(4500);
+		m.n_ts = 1;
+		m.ts[0].addr = htonl(0xc0a80000);
+		m.ts[0].plen = 16;
+		r.pfx[0].addr = htonl(t == 1 ? 0x0a000000 : 0x0a010000);
+		r.pfx[0].plen = t == 1 ? 8 : 16;
+		if (natt_sa_add(w, &m) != 0 || natt_route_add(w, &r) != 0)
+			abort();
+	}
+}
+
 static int
 setup(void)
 {
@@ -77,6 +111,9 @@ setup(void)
 		return -1;
 	install(SPI_128, NATT_ALGO_AES_GCM_128, 16, 0);
 	install(SPI_256, NATT_ALGO_AES_GCM_256, 32, NATT_SA_F_ESN);
+	install_out();
+	w->pool = mp;
+	w->mss_clamp = 1398;
 	return 0;
 }
 
@@ -122,6 +159,30 @@ seal(const uint8_t *in, size_t len, uint8_t *esp)
 }
 
 static void
+one_outbound(const uint8_t *data, size_t size)
+{
+	struct rte_mbuf *m;
+	char *p;
+	int r;
+
+	if (size > 2000 || (m = rte_pktmbuf_alloc(mp)) == NULL)
+		return;
+	if ((p = rte_pktmbuf_append(m, (uint16_t)size)) == NULL) {
+		rte_pktmbuf_free(m);
+		return;
+	}
+	memcpy(p, data, size);
+	m->port = TW_INSIDE_PORT;
+	r = tw_outbound_one(w, m);
+	/* sent (maybe as fragments) xor exactly one counter */
+	if (r == -2 || (r == -1) != (w->port[TW_OUTSIDE_PORT].n_tx > 0))
+		abort();
+	tw_tx_discard(w);
+	if (rte_mempool_in_use_count(mp) != 0)
+		abort();
+}
+
+static void
 one_input(const uint8_t *data, size_t size)
 {
 	uint8_t esp[1500];
@@ -132,6 +193,10 @@ one_input(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return;
+	if ((data[0] & 3) == 2) {
+		one_outbound(data + 1, size - 1);
+		return;
+	}
 	if (data[0] & 1) {
 		len = seal(data + 1, size - 1, esp);
 		if (len != 0)

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Write the seed corpus for fuzz_inbound (run once; the files are committed).
-Byte 0 even: raw Ethernet frame; odd: sealed-mode input (see fuzz_inbound.c)."""
+Byte 0: 0 mod 4 raw outside frame, 2 mod 4 raw inside frame (outbound), odd:
+sealed-mode input (see fuzz_inbound.c)."""
 import os
 import struct
 
@@ -14,8 +15,9 @@ def csum(b):
     return (~s) & 0xffff
 
 
-def ipv4(src, dst, proto, payload, ttl=64):
-    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, ttl, proto, 0,
+def ipv4(src, dst, proto, payload, ttl=64, df=False):
+    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0x4000 if df else 0,
+                    ttl, proto, 0,
                     bytes(src), bytes(dst))
     return h[:10] + struct.pack("!H", csum(h)) + h[12:] + payload
 
@@ -43,6 +45,15 @@ seeds = {
     esp_plain(ipv4([172, 16, 0, 1], [192, 168, 1, 1], 17, b"\x00" * 12)),
     "sealed_ttl1": b"\x01\x00" + struct.pack("!I", 4) +
     esp_plain(ipv4([10, 0, 0, 1], [192, 168, 1, 1], 17, b"\x00" * 12, ttl=1)),
+    "out_udp": b"\x02" + b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" +
+    ipv4([192, 168, 1, 2], [10, 1, 2, 3], 17, b"\x00" * 30),
+    "out_big_df": b"\x02" + b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" +
+    ipv4([192, 168, 1, 2], [10, 9, 2, 3], 17, b"\x00" * 1480, df=True),
+    "out_big_frag": b"\x02" + b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" +
+    ipv4([192, 168, 1, 2], [10, 9, 2, 3], 17, b"\x00" * 1600),
+    "out_syn": b"\x02" + b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" +
+    ipv4([192, 168, 1, 2], [8, 8, 8, 8], 6, struct.pack("!HHIIBBHHH", 1, 2, 3, 0, 0x60, 0x02,
+         512, 0, 0) + bytes([2, 4, 0x05, 0xb4])),
     "sealed_v6": b"\x01\x00" + struct.pack("!I", 5) + esp_plain(b"\x60" + b"\x00" * 39, nh=41),
 }
 os.makedirs(OUT, exist_ok=True)
