@@ -117,17 +117,19 @@ natt_stats_print(FILE *f, struct natt_stats_hdr *h,
 		 struct natt_worker_stats *prev, double interval)
 {
 	struct natt_worker_stats now;
-	uint64_t d_rx, d_tx, d_dec;
+	uint64_t d_rx, d_tx, d_dec, d_enc;
 
 	natt_stats_sum(h, &now);
 	d_rx = now.counters[NATT_CNT_RX] - prev->counters[NATT_CNT_RX];
 	d_tx = now.counters[NATT_CNT_TX] - prev->counters[NATT_CNT_TX];
 	d_dec = now.counters[NATT_CNT_DECRYPTED] - prev->counters[NATT_CNT_DECRYPTED];
+	d_enc = now.counters[NATT_CNT_ENCRYPTED] - prev->counters[NATT_CNT_ENCRYPTED];
 	fprintf(f, "rx %" PRIu64 " (%.3f Mpps)  tx %" PRIu64 " (%.3f Mpps)  "
-		"decrypted %" PRIu64 " (%.3f Mpps)\n",
+		"decrypted %" PRIu64 " (%.3f Mpps)  encrypted %" PRIu64 " (%.3f Mpps)\n",
 		now.counters[NATT_CNT_RX], d_rx / interval / 1e6,
 		now.counters[NATT_CNT_TX], d_tx / interval / 1e6,
-		now.counters[NATT_CNT_DECRYPTED], d_dec / interval / 1e6);
+		now.counters[NATT_CNT_DECRYPTED], d_dec / interval / 1e6,
+		now.counters[NATT_CNT_ENCRYPTED], d_enc / interval / 1e6);
 	fprintf(f, "  drops:");
 	for (unsigned int i = 0; i < NATT_DROP_MAX; i++)
 		if (now.drops[i])

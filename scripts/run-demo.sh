@@ -16,17 +16,21 @@ ninja -C "$NATT_BUILD"
 
 dir=$NATT_BUILD/demo
 mkdir -p "$dir"
-/usr/bin/python3 scripts/gen-traffic.py --config "$dir/demo.cfg" --pcap "$dir/demo.pcap"
+/usr/bin/python3 scripts/gen-traffic.py --config "$dir/demo.cfg" --pcap "$dir/demo.pcap" \
+	--inside-pcap "$dir/demo-inside.pcap"
 
 cat <<EOF
 
 natt-gw demo
   outside port 0: net_pcap replaying $dir/demo.pcap in a loop
                   (ESP-in-UDP/4500 from simulated peers behind NAT)
-  inside  port 1: net_null (no-rx), a sink for the decrypted packets
+  inside  port 1: net_pcap replaying $dir/demo-inside.pcap in a loop
+                  (clear LAN traffic to the tunnels; what the gateway
+                  sends on either port is discarded)
   config:         $dir/demo.cfg (anti-replay off: the capture repeats)
-  natt-dataplane (lcores 0,1) decrypts and prints its counters every
-  second; the final counters go to $dir/stats.json.
+  natt-dataplane (lcores 0,1) decrypts one way, encrypts the other, and
+  prints its counters every second; the final counters go to
+  $dir/stats.json.
   Stop with Ctrl-C${DEMO_SECONDS:+ (or automatically after $DEMO_SECONDS s)}.
 
 EOF
@@ -34,7 +38,8 @@ EOF
 cmd=(scripts/natt-gw --config "$dir/demo.cfg" --stats-interval 1000
 	--stats-json "$dir/stats.json"
 	-- -l "0,1" --no-pci
-	--vdev "net_pcap0,rx_pcap=$dir/demo.pcap,infinite_rx=1" --vdev "net_null0,no-rx=1")
+	--vdev "net_pcap0,rx_pcap=$dir/demo.pcap,infinite_rx=1"
+	--vdev "net_pcap1,rx_pcap=$dir/demo-inside.pcap,infinite_rx=1")
 if [[ -n ${DEMO_SECONDS:-} ]]; then
 	# SIGINT, as Ctrl-C would; natt-gw forwards it and exits 0 when clean.
 	timeout --foreground --preserve-status -s INT "$DEMO_SECONDS" "${cmd[@]}"
