@@ -27,6 +27,8 @@
 /* Bytes in front of the ciphertext in an ESP-in-UDP packet, after the IP header. */
 #define ESP_UDP_CT_OFF (UDP_HLEN + ESP_HDR_LEN + ESP_GCM_IV_LEN)
 
+#define NATT_OUTER_TTL 64      /* outer IPv4 TTL of what we encapsulate */
+
 #define NATT_KEEPALIVE_BYTE 0xff /* RFC 3948 section 2.3 */
 #define NATT_NON_ESP_MARKER_LEN 4 /* RFC 3948 section 2.2: four zero octets */
 

@@ -35,19 +35,19 @@
  * the inner Ethernet header) and after it (trailer without padding, ICV). */
 #define OUT_HDR_LEN (RTE_ETHER_HDR_LEN + IPV4_HLEN_MIN + ESP_UDP_CT_OFF)
 #define OUT_PUSH (OUT_HDR_LEN - RTE_ETHER_HDR_LEN)
-#define OUT_TTL 64
 #define ICMP_HLEN 8
 #define ICMP_MAX_LEN 576        /* RFC 1812 4.3.2.3: error datagram size cap */
 #define LPM_TUNNEL_MASK 0x00ffffffu
 
-static inline rte_be16_t
+/* Outer IPv4 ID, host order */
+static inline uint16_t
 next_ip_id(struct natt_worker *w)
 {
 	uint16_t id = w->ip_id;
 
 	/* stride n_workers from a start of w->id: workers never share an ID */
 	w->ip_id = (uint16_t)(w->ip_id + w->n_workers);
-	return rte_cpu_to_be_16(id);
+	return id;
 }
 
 /* Phase 1a: check the inner IPv4 packets; the good ones go to w->esp_m[]
@@ -145,8 +145,8 @@ icmp_frag_needed(struct natt_worker *w, const struct rte_ipv4_hdr *ip, uint16_t 
 	*oip = (struct rte_ipv4_hdr){
 		.version_ihl = RTE_IPV4_VHL_DEF,
 		.total_length = rte_cpu_to_be_16(IPV4_HLEN_MIN + ICMP_HLEN + quote),
-		.packet_id = next_ip_id(w),
-		.time_to_live = OUT_TTL,
+		.packet_id = rte_cpu_to_be_16(next_ip_id(w)),
+		.time_to_live = NATT_OUTER_TTL,
 		.next_proto_id = IPPROTO_ICMP,
 		.src_addr = in->addr,
 		.dst_addr = ip->src_addr,
@@ -277,7 +277,9 @@ outb_encap(struct natt_worker *w, struct rte_mbuf *m, const struct natt_sa *sa,
 	rte_be16_t df;
 	uint8_t *esp;
 	uint64_t iv = rte_cpu_to_be_64(sqn);
-	uint32_t v;
+	uint16_t olen = (uint16_t)(IPV4_HLEN_MIN + ESP_UDP_CT_OFF + ct_len + ESP_GCM_ICV_LEN);
+	uint16_t id = next_ip_id(w);
+	uint32_t v, sum;
 
 	df = w->df_mode == NATT_DF_COPY ?
 		ip->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG) :
@@ -301,16 +303,19 @@ outb_encap(struct natt_worker *w, struct rte_mbuf *m, const struct natt_sa *sa,
 	oip = (struct rte_ipv4_hdr *)(eth + 1);
 	oip->version_ihl = RTE_IPV4_VHL_DEF;
 	oip->type_of_service = ip->type_of_service;  /* DSCP and ECN: RFC 4301 5.1.2.1, RFC 6040 */
-	oip->total_length = rte_cpu_to_be_16((uint16_t)(IPV4_HLEN_MIN + ESP_UDP_CT_OFF +
-							ct_len + ESP_GCM_ICV_LEN));
-	oip->packet_id = next_ip_id(w);
+	oip->total_length = rte_cpu_to_be_16(olen);
+	oip->packet_id = rte_cpu_to_be_16(id);
 	oip->fragment_offset = df;
-	oip->time_to_live = OUT_TTL;
+	oip->time_to_live = NATT_OUTER_TTL;
 	oip->next_proto_id = IPPROTO_UDP;
-	oip->hdr_checksum = 0;
 	oip->src_addr = sa->local_addr;
 	oip->dst_addr = sa->remote_addr;
-	oip->hdr_checksum = rte_ipv4_cksum(oip);
+	/* header checksum: the SA's constant words are summed at install */
+	sum = sa->outer_sum + (uint32_t)(RTE_IPV4_VHL_DEF << 8 | ip->type_of_service) +
+	      olen + id + rte_be_to_cpu_16(df);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	oip->hdr_checksum = rte_cpu_to_be_16((uint16_t)~sum);
 	udp = (struct rte_udp_hdr *)(oip + 1);
 	udp->src_port = sa->local_port;
 	udp->dst_port = sa->remote_port;

@@ -38,6 +38,8 @@ struct natt_sa {
 	uint32_t local_addr;
 	struct natt_tunnel_stats *stats; /* this tunnel's counters (we own them) */
 	uint64_t seq;                    /* outbound: last sequence number sent */
+	uint32_t outer_sum;              /* outbound: TTL/protocol and addresses of the
+					  * outer IPv4 header, summed (RFC 1071) */
 	uint8_t seq_exhausted;           /* outbound: event sent, SA stopped */
 	/* selectors as (addr & mask) == net, network order */
 	uint32_t ts_net[NATT_MAX_TS];

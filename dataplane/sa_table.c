@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <netinet/in.h>
+
 #include <rte_hash.h>
 #include <rte_hash_crc.h>
 #include <rte_lcore.h>
@@ -144,10 +146,14 @@ sa_msg_check(const struct natt_worker *w, const struct natt_ctl_sa *m)
 static void
 sa_set_params(struct natt_sa *sa, const struct natt_ctl_sa *m)
 {
+	uint32_t l = rte_be_to_cpu_32(m->local_addr), r = rte_be_to_cpu_32(m->remote_addr);
+
 	sa->remote_addr = m->remote_addr;
 	sa->remote_port = m->remote_port;
 	sa->local_addr = m->local_addr;
 	sa->local_port = m->local_port;
+	sa->outer_sum = (uint32_t)(NATT_OUTER_TTL << 8 | IPPROTO_UDP) +
+			(l >> 16) + (l & 0xffff) + (r >> 16) + (r & 0xffff);
 	sa->n_ts = m->n_ts;
 	for (unsigned int i = 0; i < m->n_ts; i++) {
 		uint32_t mask = m->ts[i].plen ?
