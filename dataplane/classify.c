@@ -9,6 +9,7 @@
 #include <rte_udp.h>
 
 #include "classify.h"
+#include "ipv4.h"
 #include "esp.h"
 
 static inline uint32_t
@@ -68,7 +69,7 @@ natt_classify(const uint8_t *p, uint32_t len, uint32_t local_addr,
 	tot = rte_be_to_cpu_16(ip->total_length);
 	if (unlikely(ihl < IPV4_HLEN_MIN || ihl > len || tot < ihl || tot > len))
 		return NATT_DROP_MALFORMED;
-	if (unlikely(rte_raw_cksum(ip, ihl) != 0xffff))
+	if (unlikely(!natt_ipv4_csum_ok(ip, ihl)))
 		return NATT_DROP_MALFORMED;
 	frag = rte_be_to_cpu_16(ip->fragment_offset);
 	if (unlikely(frag & (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)))
