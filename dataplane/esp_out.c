@@ -237,6 +237,7 @@ outb_fragment(struct natt_worker *w, struct rte_mbuf *m, const struct rte_ipv4_h
 	memcpy(&w->frag[w->n_frag], f, nf * sizeof(f[0]));
 	w->n_frag = (uint16_t)(w->n_frag + nf);
 	w->st->counters[NATT_CNT_FRAGMENTS] += nf;
+	w->st->counters[NATT_CNT_FRAGMENTED]++;
 	rte_pktmbuf_free(m);
 	return;
 fail:

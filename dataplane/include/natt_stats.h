@@ -6,6 +6,12 @@
  *   struct natt_worker_stats  [n_workers]       (worker i writes block i only)
  *   struct natt_tunnel_stats  [max_tunnels]     (written by the tunnel's owner)
  *
+ * Accounting: every packet received (rx_packets) is sent, dropped under one
+ * reason, or cut into fragments before encryption (fragmented); packets the
+ * gateway makes are fragments_out and icmp_too_big_sent. So, summed over the
+ * workers: rx + fragments_out + icmp_too_big_sent
+ *        = tx + drops + fragmented (+ what sits in handoff rings/TX buffers).
+ *
  * Every block is cache-line aligned and has exactly one writer, so counters
  * are plain increments; readers (natt-control, --stats-json, telemetry) sum
  * the worker blocks and may see a counter a few packets old, never torn
@@ -35,6 +41,7 @@
 	_(TX_BYTES, "tx_bytes")                                                \
 	_(DECRYPTED, "decrypted")                                              \
 	_(ENCRYPTED, "encrypted")                                              \
+	_(FRAGMENTED, "fragmented")                                            \
 	_(FRAGMENTS, "fragments_out")                                          \
 	_(MSS_CLAMPED, "mss_clamped")                                          \
 	_(ICMP_TOO_BIG, "icmp_too_big_sent")                                   \

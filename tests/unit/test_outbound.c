@@ -383,7 +383,8 @@ test_fragments(void)
 	rc = tw_outbound_one(w, orig);
 	CHECK(rc == -1 && w->port[TW_OUTSIDE_PORT].n_tx == 2, "2000 bytes, DF clear: 2 ESP "
 	      "packets (%d, %u)", rc, w->port[TW_OUTSIDE_PORT].n_tx);
-	CHECK(w->st->counters[NATT_CNT_FRAGMENTS] == 2, "fragments_out 2");
+	CHECK(w->st->counters[NATT_CNT_FRAGMENTS] == 2 && w->st->counters[NATT_CNT_FRAGMENTED] == 1,
+	      "fragments_out 2, fragmented 1");
 	for (unsigned int i = 0; i < w->port[TW_OUTSIDE_PORT].n_tx && i < 2; i++) {
 		struct rte_mbuf *m = w->port[TW_OUTSIDE_PORT].tx[i];
 		const struct rte_ipv4_hdr *ip = (const struct rte_ipv4_hdr *)pt;
