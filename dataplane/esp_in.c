@@ -134,7 +134,6 @@ acc_flush(struct natt_worker *w, struct sa_acc *a)
 	a->sa->stats->in_packets += a->pkts;
 	a->sa->stats->in_bytes += a->bytes;
 	a->sa->stats->last_seen_tsc = w->now;
-	w->st->counters[NATT_CNT_DECRYPTED] += a->pkts;
 	a->pkts = a->bytes = 0;
 }
 
@@ -209,6 +208,7 @@ static void
 inb_finish(struct natt_worker *w, unsigned int nops)
 {
 	struct sa_acc acc = { .sa = NULL, .pkts = 0, .bytes = 0 };
+	uint64_t authentic = 0;
 
 	for (unsigned int i = 0; i < nops; i++) {
 		const struct natt_gcm_op *op = &w->ops[i];
@@ -220,6 +220,7 @@ inb_finish(struct natt_worker *w, unsigned int nops)
 			natt_drop(w, m, NATT_DROP_AUTH_FAILED);
 			continue;
 		}
+		authentic++;
 		/* RFC 4303 3.4.3: the window moves only for authenticated packets;
 		 * a copy earlier in this burst may have taken the number. */
 		if (unlikely(replay_update(&sa->rw, w->op_sqn[i]) != REPLAY_OK)) {
@@ -230,6 +231,7 @@ inb_finish(struct natt_worker *w, unsigned int nops)
 		inb_deliver(w, m, sa, op, &acc);
 	}
 	acc_flush(w, &acc);
+	w->st->counters[NATT_CNT_DECRYPTED] += authentic;  /* ICV verified */
 }
 
 void

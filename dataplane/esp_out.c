@@ -11,8 +11,8 @@
  *   2. encrypt the whole burst (crypto.c); the ICVs land in the packets;
  *   3. count and send.
  *
- * Fragments made in phase 1 (DF clear, too big) run through the same three
- * phases right after the burst; they fit, so it goes no deeper.
+ * A packet cut into fragments (DF clear, too big) is replaced in phase 1 by
+ * its fragments, in order, so a flow keeps its order on the wire.
  * Every packet leaves through natt_tx() or natt_drop() with one reason.
  */
 #include <string.h>
@@ -88,10 +88,9 @@ outb_classify(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n)
 }
 
 /* RFC 1122 3.2.2, RFC 1812 4.3.2.7: no ICMP error about a non-first
- * fragment, an ICMP error, or to a source that is not one host; then the
- * per-worker rate limit. */
+ * fragment, an ICMP error, or to a source that is not one host. */
 static bool
-icmp_allowed(struct natt_worker *w, const struct rte_ipv4_hdr *ip, uint16_t tot)
+icmp_eligible(const struct rte_ipv4_hdr *ip, uint16_t tot)
 {
 	uint32_t src = rte_be_to_cpu_32(ip->src_addr);
 	uint32_t ihl = (ip->version_ihl & 0xf) * 4u;
@@ -105,6 +104,13 @@ icmp_allowed(struct natt_worker *w, const struct rte_ipv4_hdr *ip, uint16_t tot)
 		if (type == 3 || type == 4 || type == 5 || type == 11 || type == 12)
 			return false;
 	}
+	return true;
+}
+
+/* At most icmp_rate per second per worker. */
+static bool
+icmp_rate_ok(struct natt_worker *w)
+{
 	if (w->now - w->icmp_window >= w->tsc_hz) {
 		w->icmp_window = w->now;
 		w->icmp_count = 0;
@@ -127,15 +133,20 @@ icmp_frag_needed(struct natt_worker *w, const struct rte_ipv4_hdr *ip, uint16_t 
 	struct rte_icmp_hdr *ic;
 	struct rte_mbuf *m;
 
-	if (!icmp_allowed(w, ip, tot) || (m = rte_pktmbuf_alloc(w->pool)) == NULL) {
+	if (!icmp_eligible(ip, tot)) {
+		w->st->counters[NATT_CNT_ICMP_SUPPRESSED]++;
+		return;
+	}
+	if (!icmp_rate_ok(w)) {
 		w->st->counters[NATT_CNT_ICMP_LIMITED]++;
 		return;
 	}
-	eth = (struct rte_ether_hdr *)rte_pktmbuf_append(m, RTE_ETHER_HDR_LEN +
-							  IPV4_HLEN_MIN + ICMP_HLEN + quote);
+	m = rte_pktmbuf_alloc(w->pool);
+	eth = m == NULL ? NULL : (struct rte_ether_hdr *)rte_pktmbuf_append(m,
+			RTE_ETHER_HDR_LEN + IPV4_HLEN_MIN + ICMP_HLEN + quote);
 	if (eth == NULL) {
 		rte_pktmbuf_free(m);
-		w->st->counters[NATT_CNT_ICMP_LIMITED]++;
+		w->st->counters[NATT_CNT_ICMP_SUPPRESSED]++;
 		return;
 	}
 	eth->dst_addr = in->next_hop;
@@ -190,12 +201,13 @@ frag_header(const struct rte_ipv4_hdr *ip, uint32_t ihl, uint8_t *h)
 	return len;
 }
 
-/* DF clear and too big: cut the inner packet into fragments that fit
- * (RFC 791; an inner fragment is cut further, keeping offsets and MF) and
- * queue them for encryption after this burst. Consumes m. */
-static void
+/* DF clear and too big: cut the inner packet into at most max fragments
+ * that fit (RFC 791; an inner fragment is cut further, keeping its offset
+ * and MF) into f[]. Returns how many; 0 if that failed (m is then dropped
+ * as no_buffer). Consumes m either way. */
+static unsigned int
 outb_fragment(struct natt_worker *w, struct rte_mbuf *m, const struct rte_ipv4_hdr *ip,
-	      uint16_t tot)
+	      uint16_t tot, struct rte_mbuf **f, unsigned int max)
 {
 	const uint8_t *eth = rte_pktmbuf_mtod(m, const uint8_t *);
 	uint32_t ihl = (ip->version_ihl & 0xf) * 4u;
@@ -203,7 +215,6 @@ outb_fragment(struct natt_worker *w, struct rte_mbuf *m, const struct rte_ipv4_h
 	uint32_t base = (uint32_t)(fo & RTE_IPV4_HDR_OFFSET_MASK) * 8;
 	const uint8_t *pay = (const uint8_t *)ip + ihl;
 	uint32_t plen = tot - ihl, off = 0;
-	struct rte_mbuf *f[NATT_FRAG_MAX];
 	unsigned int nf = 0;
 	uint8_t h2[60];
 	uint32_t ihl2 = frag_header(ip, ihl, h2);
@@ -216,8 +227,7 @@ outb_fragment(struct natt_worker *w, struct rte_mbuf *m, const struct rte_ipv4_h
 		struct rte_ipv4_hdr *fh;
 		uint8_t *d;
 
-		if (chunk == 0 || w->n_frag + nf == NATT_FRAG_MAX ||
-		    (f[nf] = rte_pktmbuf_alloc(w->pool)) == NULL)
+		if (chunk == 0 || nf == max || (f[nf] = rte_pktmbuf_alloc(w->pool)) == NULL)
 			goto fail;
 		d = (uint8_t *)rte_pktmbuf_append(f[nf++], (uint16_t)(RTE_ETHER_HDR_LEN + hl + chunk));
 		if (d == NULL)
@@ -234,16 +244,15 @@ outb_fragment(struct natt_worker *w, struct rte_mbuf *m, const struct rte_ipv4_h
 		f[nf - 1]->port = m->port;
 		off += chunk;
 	}
-	memcpy(&w->frag[w->n_frag], f, nf * sizeof(f[0]));
-	w->n_frag = (uint16_t)(w->n_frag + nf);
 	w->st->counters[NATT_CNT_FRAGMENTS] += nf;
 	w->st->counters[NATT_CNT_FRAGMENTED]++;
 	rte_pktmbuf_free(m);
-	return;
+	return nf;
 fail:
 	while (nf > 0)
 		rte_pktmbuf_free(f[--nf]);
 	natt_drop(w, m, NATT_DROP_NO_BUFFER);
+	return 0;
 }
 
 /* Next sequence number of an outbound SA. RFC 4303 3.3.3: the counter never
@@ -333,8 +342,57 @@ outb_encap(struct natt_worker *w, struct rte_mbuf *m, const struct natt_sa *sa,
 	natt_esp_op(op, sa, esp, ct_len, sqn);
 }
 
-/* Phase 1b: route, hand off, policy, TTL, MTU, sequence number, build.
- * Returns the number of ops prepared in w->ops[]. */
+/* Phase 1 for one packet that fits: room, sequence number, build; it
+ * becomes op number *nops. */
+static inline void
+outb_seal_one(struct natt_worker *w, struct rte_mbuf *m, struct natt_sa *sa,
+	      struct rte_ipv4_hdr *ip, uint16_t tot, unsigned int *nops)
+{
+	uint32_t ct_len = RTE_ALIGN_CEIL((uint32_t)tot + ESP_TRAILER_LEN, 4);
+	uint64_t sqn;
+
+	if (unlikely(rte_pktmbuf_headroom(m) < OUT_PUSH ||
+		     rte_pktmbuf_tailroom(m) < ct_len - tot + ESP_GCM_ICV_LEN)) {
+		natt_drop(w, m, NATT_DROP_NO_BUFFER);
+		return;
+	}
+	if (unlikely(!seq_next(w, sa, &sqn))) {
+		natt_drop(w, m, NATT_DROP_SEQ_OVERFLOW);
+		return;
+	}
+	outb_encap(w, m, sa, ip, tot, ct_len, sqn, &w->ops[*nops]);
+	w->op_sa[*nops] = sa;
+	w->op_m[*nops] = m;
+	w->op_len[*nops] = tot;
+	(*nops)++;
+}
+
+/* Phase 1 for a packet too big for the tunnel: ICMP back if DF is set,
+ * else its fragments take its place, in order. */
+static void
+outb_too_big(struct natt_worker *w, struct rte_mbuf *m, struct natt_sa *sa,
+	     struct rte_ipv4_hdr *ip, uint16_t tot, unsigned int *nops)
+{
+	struct rte_mbuf *f[NATT_FRAG_MAX];
+	unsigned int nf;
+
+	if (ip->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG)) {
+		icmp_frag_needed(w, ip, tot);
+		natt_drop(w, m, NATT_DROP_TOO_BIG);
+		return;
+	}
+	nf = outb_fragment(w, m, ip, tot, f, RTE_MIN((unsigned int)NATT_FRAG_MAX,
+						     NATT_MAX_OPS - *nops));
+	for (unsigned int i = 0; i < nf; i++) {
+		struct rte_ipv4_hdr *fi = rte_pktmbuf_mtod_offset(f[i], struct rte_ipv4_hdr *,
+								  RTE_ETHER_HDR_LEN);
+
+		outb_seal_one(w, f[i], sa, fi, rte_be_to_cpu_16(fi->total_length), nops);
+	}
+}
+
+/* Phase 1b: route, hand off, policy, TTL, MTU, then seal one op per packet
+ * (or per fragment). Returns the number of ops prepared in w->ops[]. */
 static unsigned int
 outb_prepare(struct natt_worker *w, unsigned int k)
 {
@@ -348,8 +406,6 @@ outb_prepare(struct natt_worker *w, unsigned int k)
 		uint32_t tid = w->next_hop[j] & RTE_LPM_LOOKUP_SUCCESS ?
 			w->next_hop[j] & LPM_TUNNEL_MASK : w->default_route;
 		struct natt_sa *sa;
-		uint32_t ct_len;
-		uint64_t sqn;
 		uint16_t tot;
 		void *v;
 
@@ -372,30 +428,10 @@ outb_prepare(struct natt_worker *w, unsigned int k)
 			continue;
 		}
 		tot = rte_be_to_cpu_16(ip->total_length);
-		if (unlikely(tot > w->inner_mtu)) {
-			if (ip->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG)) {
-				icmp_frag_needed(w, ip, tot);
-				natt_drop(w, m, NATT_DROP_TOO_BIG);
-			} else {
-				outb_fragment(w, m, ip, tot);
-			}
-			continue;
-		}
-		ct_len = RTE_ALIGN_CEIL((uint32_t)tot + ESP_TRAILER_LEN, 4);
-		if (unlikely(rte_pktmbuf_headroom(m) < OUT_PUSH ||
-			     rte_pktmbuf_tailroom(m) < ct_len - tot + ESP_GCM_ICV_LEN)) {
-			natt_drop(w, m, NATT_DROP_NO_BUFFER);
-			continue;
-		}
-		if (unlikely(!seq_next(w, sa, &sqn))) {
-			natt_drop(w, m, NATT_DROP_SEQ_OVERFLOW);
-			continue;
-		}
-		outb_encap(w, m, sa, ip, tot, ct_len, sqn, &w->ops[nops]);
-		w->op_sa[nops] = sa;
-		w->op_m[nops] = m;
-		w->op_len[nops] = tot;
-		nops++;
+		if (unlikely(tot > w->inner_mtu))
+			outb_too_big(w, m, sa, ip, tot, &nops);
+		else
+			outb_seal_one(w, m, sa, ip, tot, &nops);
 	}
 	return nops;
 }
@@ -427,8 +463,6 @@ outb_finish(struct natt_worker *w, unsigned int nops)
 	w->st->counters[NATT_CNT_ENCRYPTED] += nops;
 }
 
-static void outb_fragments(struct natt_worker *w);
-
 void
 natt_outbound(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n)
 {
@@ -445,20 +479,4 @@ natt_outbound(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n)
 		natt_gcm_seal_burst(w->mgr, w->ops, nops);
 		outb_finish(w, nops);
 	}
-	if (unlikely(w->n_frag != 0))
-		outb_fragments(w);
-}
-
-/* The fragments phase 1 queued: each fits the MTU, so this recursion ends
- * at depth one (and the scratch arrays are free again by now). */
-static void
-outb_fragments(struct natt_worker *w)
-{
-	struct rte_mbuf *f[NATT_FRAG_MAX];
-	uint16_t n = w->n_frag;
-
-	memcpy(f, w->frag, n * sizeof(f[0]));
-	w->n_frag = 0;
-	for (uint16_t i = 0; i < n; i += NATT_MAX_BURST)
-		natt_outbound(w, f + i, (uint16_t)RTE_MIN(NATT_MAX_BURST, n - i));
 }

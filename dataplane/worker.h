@@ -24,6 +24,8 @@
 #define NATT_CTL_BUDGET 64      /* control messages applied per loop */
 #define NATT_HANDOFF_RING_SIZE 4096
 #define NATT_FRAG_MAX (4 * NATT_MAX_BURST) /* fragments made per burst */
+/* crypto ops per burst: outbound, fragments take the place of their packet */
+#define NATT_MAX_OPS (NATT_MAX_BURST + NATT_FRAG_MAX)
 
 struct rte_hash;
 struct rte_lpm;
@@ -88,15 +90,13 @@ struct natt_worker {
 	struct rte_mbuf *esp_m[NATT_MAX_BURST];
 	const void *spi_key[NATT_MAX_BURST];
 	void *sa_v[NATT_MAX_BURST];
-	struct natt_sa *op_sa[NATT_MAX_BURST];
-	struct rte_mbuf *op_m[NATT_MAX_BURST];
-	uint64_t op_sqn[NATT_MAX_BURST];
-	uint16_t op_len[NATT_MAX_BURST];   /* outbound: inner bytes */
-	struct natt_gcm_op ops[NATT_MAX_BURST];
+	struct natt_sa *op_sa[NATT_MAX_OPS];
+	struct rte_mbuf *op_m[NATT_MAX_OPS];
+	uint64_t op_sqn[NATT_MAX_OPS];
+	uint16_t op_len[NATT_MAX_OPS];     /* outbound: inner bytes */
+	struct natt_gcm_op ops[NATT_MAX_OPS];
 	uint32_t dst_ip[NATT_MAX_BURST];   /* outbound: host order, for the LPM */
 	uint32_t next_hop[NATT_MAX_BURST];
-	uint16_t n_frag;                   /* outbound: fragments waiting */
-	struct rte_mbuf *frag[NATT_FRAG_MAX];
 
 	volatile bool stop __rte_cache_aligned; /* set by the main lcore */
 } __rte_cache_aligned;

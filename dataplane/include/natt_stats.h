@@ -46,6 +46,7 @@
 	_(MSS_CLAMPED, "mss_clamped")                                          \
 	_(ICMP_TOO_BIG, "icmp_too_big_sent")                                   \
 	_(ICMP_LIMITED, "icmp_rate_limited")                                   \
+	_(ICMP_SUPPRESSED, "icmp_suppressed")                                  \
 	_(HANDOFF_OUT, "handoff_out")                                          \
 	_(HANDOFF_IN, "handoff_in")                                            \
 	_(CTL_MSGS, "ctl_messages")                                            \
