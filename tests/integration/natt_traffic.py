@@ -60,7 +60,8 @@ class Gateway:
     def __init__(self, outside_addr="203.0.113.1", inside_addr="10.10.0.1",
                  outside_next_hop="02:00:00:00:00:fe",
                  inside_next_hop="02:00:00:00:01:fe",
-                 outside_mac="02:00:00:00:00:01", mtu=1500):
+                 outside_mac="02:00:00:00:00:01", mtu=1500,
+                 inside_mac="02:00:00:00:01:01", inside_mtu=None):
         self.outside_addr = outside_addr
         self.inside_addr = inside_addr
         self.outside_next_hop = outside_next_hop
@@ -68,7 +69,10 @@ class Gateway:
         # Ethernet destination of the frames we feed in (the pcap PMD does not
         # filter on it; a real NIC would own this address).
         self.outside_mac = outside_mac
-        self.mtu = mtu
+        self.mtu = mtu                  # outside MTU (and inside, unless inside_mtu)
+        # Outbound: Ethernet destination of the frames fed to the inside port.
+        self.inside_mac = inside_mac
+        self.inside_mtu = mtu if inside_mtu is None else inside_mtu
 
 
 class Tunnel:
@@ -90,6 +94,10 @@ class Tunnel:
         self.local_ts = local_ts
         self.next_seq = start_seq     # 64-bit; the low half goes on the wire
         self.nets = [ipaddress.ip_network(t) for t in remote_ts]
+        self.lnets = [ipaddress.ip_network(t) for t in local_ts]
+        # Optional `local_port` key (outbound UDP source port); None = the key
+        # is left out of the config (the gateway's default, 4500).
+        self.local_port = None
         self.sa = SecurityAssociation(ESP, spi=in_spi, crypt_algo="AES-GCM",
                                       crypt_key=in_key, esn_en=esn, esn=0,
                                       tunnel_header=IP(src=remote, dst="0.0.0.0"))
@@ -98,6 +106,21 @@ class Tunnel:
         a = ipaddress.ip_address(addr)
         return any(a in n for n in self.nets)
 
+    def in_local_ts(self, addr):
+        a = ipaddress.ip_address(addr)
+        return any(a in n for n in self.lnets)
+
+    def out_sport(self):
+        """UDP source port of the tunnel's outbound ESP-in-UDP."""
+        return 4500 if self.local_port is None else self.local_port
+
+    def out_sa(self):
+        """scapy SA for the gateway's outbound direction (what the peer
+        decrypts with): outbound SPI and key, the tunnel's ESN setting."""
+        return SecurityAssociation(ESP, spi=self.out_spi, crypt_algo="AES-GCM",
+                                   crypt_key=self.out_key, esn_en=self.esn, esn=0,
+                                   tunnel_header=IP(src="0.0.0.0", dst=self.remote))
+
     def take_seq(self):
         s = self.next_seq
         self.next_seq += 1
@@ -105,11 +128,12 @@ class Tunnel:
 
     def config(self):
         ts = lambda l: "[ " + ", ".join('"%s"' % t for t in l) + " ]"
-        return ('  { name = "%s"; remote = "%s"; remote_port = %d; algorithm = "%s"; esn = %s;\n'
+        lp = "" if self.local_port is None else " local_port = %d;" % self.local_port
+        return ('  { name = "%s"; remote = "%s"; remote_port = %d;%s algorithm = "%s"; esn = %s;\n'
                 '    inbound  = { spi = 0x%08x; key = "%s"; };\n'
                 '    outbound = { spi = 0x%08x; key = "%s"; };\n'
                 '    remote_ts = %s; local_ts = %s; }'
-                % (self.name, self.remote, self.remote_port, self.algorithm,
+                % (self.name, self.remote, self.remote_port, lp, self.algorithm,
                    "true" if self.esn else "false", self.in_spi, self.in_key.hex(),
                    self.out_spi, self.out_key.hex(), ts(self.remote_ts), ts(self.local_ts)))
 
@@ -179,17 +203,27 @@ def make_tunnels(rng, n, esn_every=5, first_index=1, cgnat_share=0.6,
     return tunnels
 
 
-def config_text(gw, tunnels, replay_window, comment=None):
-    """The libconfig file the gateway (natt-control) loads."""
+def config_text(gw, tunnels, replay_window, comment=None, mss_clamp=None, df=None,
+                icmp_rate=None):
+    """The libconfig file the gateway (natt-control) loads. mss_clamp, df and
+    icmp_rate (dataplane keys) are written only when given."""
     out = []
     if comment:
         out += ["# " + l if l else "#" for l in comment.splitlines()]
-    out.append("dataplane = { replay_window = %d; };" % replay_window)
+    dp = "replay_window = %d;" % replay_window
+    if mss_clamp is not None:
+        dp += " mss_clamp = %d;" % mss_clamp
+    if df is not None:
+        dp += ' df = "%s";' % df
+    if icmp_rate is not None:
+        dp += " icmp_rate = %d;" % icmp_rate
+    out.append("dataplane = { %s };" % dp)
     out.append("interfaces = (")
     out.append('  { name = "outside"; port = 0; role = "outside"; address = "%s"; '
                'next_hop_mac = "%s"; mtu = %d; },' % (gw.outside_addr, gw.outside_next_hop, gw.mtu))
     out.append('  { name = "inside";  port = 1; role = "inside";  address = "%s"; '
-               'next_hop_mac = "%s"; mtu = %d; }' % (gw.inside_addr, gw.inside_next_hop, gw.mtu))
+               'next_hop_mac = "%s"; mtu = %d; }' % (gw.inside_addr, gw.inside_next_hop,
+                                                     gw.inside_mtu))
     out.append(");")
     out.append("tunnels = (")
     out.append(",\n".join(t.config() for t in tunnels))
@@ -1023,3 +1057,806 @@ def verify_traffic(tr):
         except Exception as e:   # a malformed self-built packet is a test bug
             errs.append(where + ": %s: %s" % (type(e).__name__, e))
     return errs
+
+
+# ================================================================ outbound
+#
+# Outbound = clear IPv4 in on the inside port, ESP-in-UDP out on the outside
+# port. Everything below is a reference model of what a correct gateway must
+# emit, and decoders that check what it did emit with implementations that are
+# not natt-gw's: scapy's ESP (SecurityAssociation), python3-cryptography's
+# AESGCM for the raw plaintext (padding, next header), and tshark (in
+# natt_harness). Nothing here reads natt-gw's output format except the pcap.
+
+# Outer IPv4 20 + UDP 8 + ESP 8 + IV 8 + ICV 16; the ESP trailer (pad + 2) is
+# on top: outer = 60 + roundup4(inner + 2).
+OUT_OVERHEAD = 20 + 8 + ESP_HDR + GCM_IV + GCM_ICV
+ICMP_MAX_DATAGRAM = 576          # RFC 1812 4.3.2.3
+ICMP_QUOTE_MAX = ICMP_MAX_DATAGRAM - 20 - 8
+
+
+def usable_mtu(mtu):
+    """Largest inner IPv4 packet that still fits the outside MTU once
+    encapsulated: 60 + roundup4(L + 2) <= mtu."""
+    return (mtu - OUT_OVERHEAD) // 4 * 4 - 2
+
+
+def outer_ip_len(inner_len):
+    """Outer IPv4 total length for an inner packet, minimal padding."""
+    return OUT_OVERHEAD + (inner_len + 2 + 3) // 4 * 4
+
+
+def default_mss_clamp(mtu):
+    """MSS clamp when dataplane.mss_clamp is absent: usable inner MTU - 40."""
+    return usable_mtu(mtu) - 40
+
+
+def ip4(addr):
+    return ipaddress.ip_address(addr).packed
+
+
+def lpm(tunnels, addr):
+    """Reference route lookup: the tunnel whose remote_ts holds the longest
+    prefix containing addr (None: no route)."""
+    a = ipaddress.ip_address(addr)
+    best, blen = None, -1
+    for t in tunnels:
+        for n in t.nets:
+            if a in n and n.prefixlen > blen:
+                best, blen = t, n.prefixlen
+    return best
+
+
+def ip_hl(ip):
+    return (ip[0] & 0xF) * 4
+
+
+def ip_df(ip):
+    return bool(ip[6] & 0x40)
+
+
+def ip_mf(ip):
+    return bool(ip[6] & 0x20)
+
+
+def ip_frag_off(ip):
+    return (struct.unpack("!H", ip[6:8])[0] & 0x1FFF) * 8
+
+
+def set_ip_fields(ip, ttl=None, df=None, tos=None, ipid=None, mf=None, off=None):
+    """Copy of IPv4 bytes with header fields changed and the checksum redone."""
+    b = bytearray(ip)
+    if ttl is not None:
+        b[8] = ttl
+    if tos is not None:
+        b[1] = tos
+    if ipid is not None:
+        b[4:6] = struct.pack("!H", ipid)
+    fo = struct.unpack("!H", b[6:8])[0]
+    if df is not None:
+        fo = (fo | 0x4000) if df else (fo & ~0x4000)
+    if mf is not None:
+        fo = (fo | 0x2000) if mf else (fo & ~0x2000)
+    if off is not None:
+        fo = (fo & 0xE000) | (off // 8)
+    b[6:8] = struct.pack("!H", fo)
+    return fix_ip_checksum(bytes(b))
+
+
+def l4_checksum(ip):
+    """RFC 1071 TCP/UDP checksum of an unfragmented IPv4 packet computed over
+    the pseudo header (own code, not scapy); 0 when the field is right."""
+    hl = ip_hl(ip)
+    tl = struct.unpack("!H", ip[2:4])[0]
+    seg = ip[hl:tl]
+    pseudo = ip[12:20] + struct.pack("!BBH", 0, ip[9], len(seg))
+    return ip_checksum(pseudo + seg)
+
+
+def tcp_mss_at(ip):
+    """(byte offset of the MSS value inside ip, MSS) of a TCP SYN / SYN-ACK
+    with an MSS option, else None. Option walk per RFC 9293 3.1."""
+    if len(ip) < 20 or ip[9] != 6 or ip_mf(ip) or ip_frag_off(ip):
+        return None
+    hl = ip_hl(ip)
+    tl = struct.unpack("!H", ip[2:4])[0]
+    if tl < hl + 20:
+        return None
+    t = hl
+    if not ip[t + 13] & 0x02:          # SYN
+        return None
+    doff = (ip[t + 12] >> 4) * 4
+    i, end = t + 20, min(t + doff, tl)
+    while i < end:
+        kind = ip[i]
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= end or ip[i + 1] < 2:
+            break
+        if kind == 2 and ip[i + 1] == 4 and i + 4 <= end:
+            return i + 2, struct.unpack("!H", ip[i + 2:i + 4])[0]
+        i += ip[i + 1]
+    return None
+
+
+def clamp_mss(ip, clamp):
+    """Reference MSS clamping: SYN/SYN-ACK with MSS > clamp gets MSS = clamp
+    and the TCP checksum recomputed from scratch (clamp 0 = off)."""
+    at = tcp_mss_at(ip)
+    if not clamp or at is None or at[1] <= clamp:
+        return ip
+    b = bytearray(ip)
+    b[at[0]:at[0] + 2] = struct.pack("!H", clamp)
+    t = ip_hl(ip)
+    b[t + 16:t + 18] = b"\0\0"
+    b[t + 16:t + 18] = struct.pack("!H", l4_checksum(bytes(b)))
+    return bytes(b)
+
+
+def outbound_expected(ip, clamp):
+    """The inner packet a correct gateway encrypts for clear packet ip:
+    MSS clamped, TTL - 1, header checksum redone."""
+    return forwarded_ip(clamp_mss(ip, clamp))
+
+
+def inside_frame(gw, ip, pad=b"", src_mac=None, ethertype=0x0800):
+    """Ethernet frame as it arrives on the inside port (pad: bytes after the
+    IP packet, e.g. Ethernet minimum-size padding)."""
+    return (mac_bytes(gw.inside_mac) + mac_bytes(src_mac or gw.inside_next_hop) +
+            struct.pack("!H", ethertype) + ip + pad)
+
+
+def syn_packet(src, dst, mss=None, synack=False, opts=None, ttl=64, df=True, tos=0,
+               sport=40000, dport=443, ipid=1, payload=b""):
+    """A TCP SYN (or SYN-ACK) with an MSS option somewhere among others."""
+    if opts is None:
+        opts = [("MSS", mss)] if mss is not None else []
+    p = IP(src=src, dst=dst, ttl=ttl, id=ipid, tos=tos, flags="DF" if df else 0) / \
+        TCP(sport=sport, dport=dport, flags="SA" if synack else "S", seq=12345,
+            ack=777 if synack else 0, window=64240, options=opts) / Raw(payload)
+    return bytes(p)
+
+
+class OutFrame:
+    """One frame fed to the inside port and what a correct gateway does with it:
+    verdict FORWARD (expect = the inner packet it must encrypt; frag = it must
+    be fragmented first, expect is then the whole packet the fragments
+    reassemble to) or a drop reason (too_big also means an ICMP back)."""
+    __slots__ = ("data", "verdict", "tunnel", "desc", "ip", "expect", "frag", "queue",
+                 "index", "no_icmp")
+
+    def __init__(self, data, verdict, tunnel, desc, ip=None, expect=None, frag=False,
+                 queue=0):
+        self.data = data
+        self.verdict = verdict
+        self.tunnel = tunnel
+        self.desc = desc
+        self.ip = ip
+        self.expect = expect
+        self.frag = frag
+        self.queue = queue
+        self.index = None
+        # too_big without an ICMP back (RFC 1812 4.3.2.7: not about an ICMP error)
+        self.no_icmp = False
+
+    def label(self):
+        s = "#%s %s" % (self.index, self.desc)
+        if self.ip is not None and len(self.ip) >= 20:
+            s += " %s>%s len %d" % (ipaddress.ip_address(self.ip[12:16]),
+                                     ipaddress.ip_address(self.ip[16:20]), len(self.ip))
+        if self.tunnel is not None:
+            s += " [%s out spi 0x%08x]" % (self.tunnel.name, self.tunnel.out_spi)
+        if self.queue:
+            s += " (rx queue %d)" % self.queue
+        return s
+
+
+class OutTraffic:
+    """Inside-port input being built, with the reference verdict of each frame:
+    route (longest prefix over all remote_ts), then local_ts policy, then TTL,
+    then the MTU (too_big with DF, fragments without). Each hostile frame is
+    built to break exactly one of those rules."""
+
+    def __init__(self, gw, tunnels, rng, mss_clamp=None):
+        self.gw = gw
+        self.tunnels = tunnels
+        self.by_spi = {t.out_spi: t for t in tunnels}
+        self.rng = rng
+        self.L = usable_mtu(gw.mtu)
+        self.clamp = default_mss_clamp(gw.mtu) if mss_clamp is None else mss_clamp
+        self.frames = []
+        self.ipid = rng.randrange(65536)
+
+    def _next_ipid(self):
+        self.ipid = (self.ipid + 1) & 0xFFFF
+        return self.ipid
+
+    def decide(self, ip):
+        """(verdict, tunnel, frag) of the reference model for IPv4 bytes."""
+        tun = lpm(self.tunnels, ipaddress.ip_address(ip[16:20]))
+        if tun is None:
+            return "no_route", None, False
+        if not tun.in_local_ts(ipaddress.ip_address(ip[12:16])):
+            return "policy", tun, False
+        if ip[8] <= 1:
+            return "ttl_expired", tun, False
+        if len(ip) > self.L:
+            return ("too_big", tun, False) if ip_df(ip) else (FORWARD, tun, True)
+        return FORWARD, tun, False
+
+    def _pad(self, f, pad):
+        if pad is None:
+            pad = b""
+            if len(f) < 60:     # what a NIC delivers: padded to the minimum
+                n = 60 - len(f)
+                pad = b"\0" * n if self.rng.random() < 0.5 else self.rng.randbytes(n)
+        return f + pad
+
+    def add(self, ip, desc, queue=0, pad=None, expect_verdict=None):
+        """Append a frame carrying IPv4 bytes ip; the model decides its fate.
+        expect_verdict: what the caller built it for (a test bug if the model
+        disagrees)."""
+        v, tun, frag = self.decide(ip)
+        if expect_verdict is not None and v != expect_verdict:
+            raise RuntimeError("test bug: %s built for %s, model says %s"
+                               % (desc, expect_verdict, v))
+        exp = outbound_expected(ip, self.clamp) if v == FORWARD else None
+        f = OutFrame(self._pad(inside_frame(self.gw, ip), pad), v, tun, desc, ip, exp,
+                     frag, queue)
+        f.index = len(self.frames)
+        self.frames.append(f)
+        return f
+
+    def add_raw(self, data, verdict, desc, queue=0):
+        """A frame whose verdict is not the route model's (not IPv4, broken)."""
+        f = OutFrame(data, verdict, None, desc, queue=queue)
+        f.index = len(self.frames)
+        self.frames.append(f)
+        return f
+
+    # -- addresses
+
+    def dst_for(self, tun):
+        """A destination whose longest-prefix match is tun (None if every
+        address of tun's selectors belongs to a more specific tunnel)."""
+        for _ in range(200):
+            net = self.rng.choice(tun.nets)
+            a = net[self.rng.randrange(net.num_addresses)]
+            if lpm(self.tunnels, a) is tun:
+                return str(a)
+        return None
+
+    def src_for(self, tun):
+        net = self.rng.choice(tun.lnets)
+        if net.prefixlen == 0:
+            return "10.10.%d.%d" % (self.rng.randrange(256), self.rng.randrange(1, 255))
+        return str(net[self.rng.randrange(net.num_addresses)])
+
+    def src_not_for(self, tun):
+        cands = [self.src_for(t) for t in self.tunnels if t is not tun]
+        cands += ["172.31.%d.%d" % (self.rng.randrange(256), self.rng.randrange(1, 255)),
+                  "10.10.%d.%d" % (self.rng.randrange(256), self.rng.randrange(1, 255))]
+        self.rng.shuffle(cands)
+        for c in cands:
+            if not tun.in_local_ts(c):
+                return c
+        return None
+
+    def no_route_dst(self):
+        for _ in range(1000):
+            a = ipaddress.ip_address(self.rng.choice((
+                "172.16.%d.%d" % (self.rng.randrange(256), self.rng.randrange(256)),
+                "192.168.%d.%d" % (self.rng.randrange(256), self.rng.randrange(256)),
+                "100.64.%d.%d" % (self.rng.randrange(256), self.rng.randrange(256)),
+                "10.%d.%d.%d" % (self.rng.randrange(256), self.rng.randrange(256),
+                                 self.rng.randrange(256)))))
+            if lpm(self.tunnels, a) is None:
+                return str(a)
+        raise RuntimeError("test bug: every address is routed")
+
+    # -- packets
+
+    def packet(self, src, dst, length, proto=None, ttl=None, df=None, tos=None,
+               options=False):
+        raw = bytes(inner_packet(self.rng, src, dst, length, proto, ttl=ttl, options=options))
+        return set_ip_fields(raw, df=df, tos=tos, ipid=self._next_ipid())
+
+    def valid(self, tun, length=None, proto=None, ttl=None, df=None, tos=None,
+              options=False, desc=None, queue=0, pad=None):
+        dst = self.dst_for(tun)
+        if dst is None:
+            return None
+        if length is None:
+            length = self.rng.randrange(MIN_INNER + (4 if options else 0), self.L + 1)
+        ip = self.packet(self.src_for(tun), dst, length, proto, ttl, df, tos, options)
+        d = desc or "valid %s %dB%s" % (IP(ip).payload.name, length,
+                                         " DF" if ip_df(ip) else "")
+        return self.add(ip, d, queue, pad, expect_verdict=FORWARD)
+
+    def expected_drops(self):
+        c = Counter(f.verdict for f in self.frames if f.verdict != FORWARD)
+        return dict(c)
+
+    def forwarded(self, tun=None):
+        return [f for f in self.frames if f.verdict == FORWARD and
+                (tun is None or f.tunnel is tun)]
+
+    def too_big(self):
+        return [f for f in self.frames if f.verdict == "too_big"]
+
+    def per_tunnel(self):
+        """name -> Counter(out_packets, out_bytes) over unfragmented forwards
+        (out_bytes: inner IPv4 bytes as received)."""
+        res = {t.name: Counter() for t in self.tunnels}
+        for f in self.forwarded():
+            if not f.frag:
+                res[f.tunnel.name]["out_packets"] += 1
+                res[f.tunnel.name]["out_bytes"] += len(f.ip)
+        return res
+
+    def queue_frames(self, n_queues):
+        return [[f.data for f in self.frames if f.queue == q] for q in range(n_queues)]
+
+
+# ---------------------------------------------------------------- outbound decoding
+
+# Check categories of decode_outbound, in report order.
+OUT_CHECKS = (
+    ("ethernet", "Ethernet dst = outside next_hop_mac, type 0x0800, no trailer"),
+    ("outer_ipv4", "outer IPv4: version 4, IHL 5, TTL 64, proto 17, valid checksum, "
+                   "not a fragment, src = outside address, length = frame"),
+    ("outer_dest", "outer dst = tunnel remote, UDP sport = local_port, dport = remote_port, "
+                   "UDP length, UDP checksum 0"),
+    ("spi", "SPI is a configured outbound SPI"),
+    ("scapy", "scapy's ESP decrypts (ICV verified, tunnel mode, next header 4)"),
+    ("esn", "ICV fails with the other ESN setting's AAD (the tunnel's ESN setting is used)"),
+    ("iv", "IV = 64-bit sequence number, big-endian"),
+    ("trailer", "AESGCM plaintext: padding 1,2,3.. minimal to 4 bytes, next header 4, "
+                "inner = scapy's"),
+    ("outer_len", "outer length = 60 + roundup4(inner + 2)"),
+    ("tos_df", "outer TOS = inner TOS, outer DF per dataplane.df"),
+)
+
+
+class OutRec:
+    """One ESP-in-UDP frame the gateway sent on the outside port, decoded."""
+    __slots__ = ("index", "queue", "frame", "err", "tunnel", "spi", "seq", "seq64", "iv",
+                 "esp", "outer", "plain", "inner", "ipid", "df", "tos")
+
+    def __init__(self, index, queue, frame):
+        self.index = index
+        self.queue = queue
+        self.frame = frame
+        self.err = {}
+        self.tunnel = self.spi = self.seq = self.seq64 = self.iv = None
+        self.esp = self.outer = self.plain = self.inner = None
+        self.ipid = self.df = self.tos = None
+
+    def where(self):
+        s = "output frame %d" % self.index
+        if self.queue:
+            s += " (tx queue %d)" % self.queue
+        if self.tunnel is not None:
+            s += " [%s seq %s]" % (self.tunnel.name, self.seq)
+        elif self.spi is not None:
+            s += " [spi 0x%08x]" % self.spi
+        return s
+
+    def fail(self, cat, msg):
+        self.err.setdefault(cat, msg)
+
+
+def _scapy_open(tun, rec, esn_en, hi):
+    """scapy decrypt of the output frame; the ESP layer comes from scapy's own
+    dissection of Ether/IPv4/UDP(4500) when a port is 4500."""
+    from scapy.layers.ipsec import IPSecIntegrityError
+    sa = tun.out_sa()
+    sa.esn_en = esn_en
+    sa.esn = hi
+    pkt = Ether(rec.frame)
+    if ESP in pkt and bytes(pkt[ESP]) == rec.esp:
+        ip = pkt[IP]
+    else:   # neither port is 4500: scapy would not bind UDP -> ESP itself
+        ip = IP(src=ipaddress.ip_address(rec.outer[12:16]).compressed,
+                dst=ipaddress.ip_address(rec.outer[16:20]).compressed, proto=50) / ESP(rec.esp)
+        ip = IP(bytes(ip))
+    try:
+        return bytes(sa.decrypt(ip, esn_en=esn_en, esn=hi))
+    except IPSecIntegrityError:
+        return None
+
+
+def gcm_open_out(tun, esp, seq64, esn=None):
+    """AESGCM plaintext (payload || pad || padlen || nh) of outbound ESP, or
+    None if the ICV fails."""
+    from cryptography.exceptions import InvalidTag
+    esn = tun.esn if esn is None else esn
+    key, salt = tun.out_key[:-4], tun.out_key[-4:]
+    aad = esp[:4] + (struct.pack("!I", seq64 >> 32) if esn else b"") + esp[4:8]
+    try:
+        return AESGCM(key).decrypt(salt + esp[8:16], esp[16:], aad)
+    except InvalidTag:
+        return None
+
+
+def decode_outbound(gw, tunnels, frames, df_mode="copy", queue=0, esn_hi=0, first=0,
+                    esn_cross=True):
+    """Decode and check every frame sent on the outside port. Returns a list of
+    OutRec; rec.err maps an OUT_CHECKS category to the first problem found."""
+    by_spi = {t.out_spi: t for t in tunnels}
+    recs = []
+    for k, fr in enumerate(frames):
+        r = OutRec(first + k, queue, fr)
+        recs.append(r)
+        if len(fr) < 14 + 20 + 8 + 8:
+            r.fail("ethernet", "%d-byte frame" % len(fr))
+            continue
+        if fr[0:6] != mac_bytes(gw.outside_next_hop) or fr[12:14] != b"\x08\x00":
+            r.fail("ethernet", "dst %s type %s" % (fr[0:6].hex(":"), fr[12:14].hex()))
+        ip = fr[14:]
+        tl = struct.unpack("!H", ip[2:4])[0]
+        if tl != len(ip):
+            r.fail("ethernet" if tl < len(ip) else "outer_ipv4",
+                   "outer total length %d, frame carries %d IPv4 bytes" % (tl, len(ip)))
+        if ip[0] != 0x45:
+            r.fail("outer_ipv4", "version/IHL byte 0x%02x" % ip[0])
+            continue
+        r.outer = ip = ip[:tl]
+        r.ipid = struct.unpack("!H", ip[4:6])[0]
+        r.df = ip_df(ip)
+        r.tos = ip[1]
+        if ip[8] != 64:
+            r.fail("outer_ipv4", "TTL %d" % ip[8])
+        if ip[9] != 17:
+            r.fail("outer_ipv4", "protocol %d" % ip[9])
+            continue
+        if ip_checksum(ip[:20]) != 0:
+            r.fail("outer_ipv4", "header checksum 0x%04x wrong" % struct.unpack("!H", ip[10:12]))
+        if ip_mf(ip) or ip_frag_off(ip) or ip[6] & 0x80:
+            r.fail("outer_ipv4", "flags/offset 0x%04x" % struct.unpack("!H", ip[6:8]))
+        if ip[12:16] != ip4(gw.outside_addr):
+            r.fail("outer_ipv4", "source %s" % ipaddress.ip_address(ip[12:16]))
+        udp, esp = ip[20:28], ip[28:]
+        r.esp = esp
+        sport, dport, ulen, ucs = struct.unpack("!HHHH", udp)
+        if ulen != len(ip) - 20:
+            r.fail("outer_dest", "UDP length %d, IP payload %d" % (ulen, len(ip) - 20))
+        if ucs != 0:
+            r.fail("outer_dest", "UDP checksum 0x%04x (RFC 3948: 0)" % ucs)
+        if len(esp) < ESP_HDR + GCM_IV + GCM_ICV + 2:
+            r.fail("spi", "ESP of %d bytes" % len(esp))
+            continue
+        r.spi, r.seq = struct.unpack("!II", esp[:8])
+        r.iv = esp[8:16]
+        tun = by_spi.get(r.spi)
+        if tun is None:
+            r.fail("spi", "SPI 0x%08x is no tunnel's outbound SPI" % r.spi)
+            continue
+        r.tunnel = tun
+        if ip[16:20] != ip4(tun.remote) or dport != tun.remote_port or \
+                sport != tun.out_sport():
+            r.fail("outer_dest", "to %s:%d from port %d, tunnel %s wants %s:%d from %d"
+                   % (ipaddress.ip_address(ip[16:20]), dport, sport, tun.name, tun.remote,
+                      tun.remote_port, tun.out_sport()))
+        r.seq64 = (esn_hi << 32) | r.seq if tun.esn else r.seq
+        if r.iv != struct.pack("!Q", r.seq64):
+            r.fail("iv", "IV %s, sequence number %d" % (r.iv.hex(), r.seq64))
+        inner = _scapy_open(tun, r, tun.esn, esn_hi)
+        if inner is None:
+            r.fail("scapy", "scapy: ICV does not verify (%s, ESN %s)"
+                   % (tun.algorithm, tun.esn))
+            continue
+        r.inner = inner
+        if esn_cross and _scapy_open(tun, r, not tun.esn, esn_hi) is not None:
+            r.fail("esn", "also authenticates with ESN %s" % (not tun.esn))
+        plain = gcm_open_out(tun, esp, r.seq64)
+        r.plain = plain
+        if plain is None:
+            r.fail("trailer", "AESGCM: ICV does not verify")
+            continue
+        padlen, nh = plain[-2], plain[-1]
+        body = plain[:len(plain) - 2 - padlen] if padlen <= len(plain) - 2 else b""
+        want_pad = (-(len(inner) + 2)) % 4
+        if nh != 4:
+            r.fail("trailer", "next header %d" % nh)
+        elif plain[len(plain) - 2 - padlen:-2] != bytes(range(1, padlen + 1)):
+            r.fail("trailer", "padding %s" % plain[len(plain) - 2 - padlen:-2].hex())
+        elif padlen != want_pad:
+            r.fail("trailer", "pad length %d for a %d-byte inner packet (minimal %d)"
+                   % (padlen, len(inner), want_pad))
+        elif body != inner:
+            r.fail("trailer", "AESGCM payload differs from scapy's inner packet")
+        if tl != outer_ip_len(len(inner)):
+            r.fail("outer_len", "outer %d bytes for a %d-byte inner packet (want %d)"
+                   % (tl, len(inner), outer_ip_len(len(inner))))
+        if len(inner) >= 20:
+            if r.tos != inner[1]:
+                r.fail("tos_df", "outer TOS 0x%02x, inner 0x%02x" % (r.tos, inner[1]))
+            want_df = {"copy": ip_df(inner), "set": True, "clear": False}[df_mode]
+            if r.df != want_df:
+                r.fail("tos_df", "outer DF %d, inner DF %d, df = %s"
+                       % (r.df, ip_df(inner), df_mode))
+    return recs
+
+
+def check_fragments(frags, whole, L):
+    """Errors (list of strings) of inner fragments that must reassemble to
+    whole (the expected unfragmented inner packet, TTL already - 1): each
+    <= L bytes, non-last payloads multiples of 8, contiguous, headers copied,
+    checksums valid, and scapy's defragment() gives whole back byte for byte.
+    If whole is itself a fragment (offset o, MF m), the pieces must cover it:
+    offsets from o on, the last one with MF m (RFC 791)."""
+    from scapy.layers.inet import defragment
+    errs = []
+    base, last_mf = ip_frag_off(whole), ip_mf(whole)
+    if len(frags) < 2:
+        errs.append("%d fragment(s) for a %d-byte packet (> L = %d)" % (len(frags), len(whole), L))
+    hl = ip_hl(whole)
+    payload = whole[hl:]
+    got = b""
+    for i, f in enumerate(frags):
+        w = "fragment %d/%d" % (i + 1, len(frags))
+        if len(f) < 20 or f[0] >> 4 != 4:
+            errs.append(w + ": not IPv4")
+            continue
+        fhl, ftl = ip_hl(f), struct.unpack("!H", f[2:4])[0]
+        if ftl != len(f):
+            errs.append(w + ": total length %d, %d bytes" % (ftl, len(f)))
+        if len(f) > L:
+            errs.append(w + ": %d bytes > L = %d" % (len(f), L))
+        if ip_checksum(f[:fhl]) != 0:
+            errs.append(w + ": header checksum wrong")
+        last = i == len(frags) - 1
+        if ip_mf(f) != (last_mf if last else True):
+            errs.append(w + ": MF %d" % ip_mf(f))
+        if ip_df(f):
+            errs.append(w + ": DF set")
+        if not last and (len(f) - fhl) % 8:
+            errs.append(w + ": payload %d bytes, not a multiple of 8" % (len(f) - fhl))
+        if ip_frag_off(f) != base + len(got):
+            errs.append(w + ": offset %d, expected %d" % (ip_frag_off(f), base + len(got)))
+        for lo, hi, name in ((1, 2, "TOS"), (4, 6, "id"), (8, 9, "TTL"), (9, 10, "protocol"),
+                             (12, 20, "addresses")):
+            if f[lo:hi] != whole[lo:hi]:
+                errs.append(w + ": %s %s, expected %s" % (name, f[lo:hi].hex(), whole[lo:hi].hex()))
+        if i == 0 and f[20:fhl] != whole[20:hl]:
+            errs.append(w + ": options not copied into the first fragment")
+        got += f[fhl:]
+    if got != payload:
+        errs.append("reassembled payload differs (%d bytes, expected %d)" % (len(got), len(payload)))
+    if base or last_mf:
+        return errs
+    try:
+        d = defragment([IP(f) for f in frags])
+        if len(d) != 1 or bytes(d[0]) != whole:
+            errs.append("scapy defragment() gives %d packet(s), %s"
+                        % (len(d), "not the original" if d else "none"))
+    except Exception as e:
+        errs.append("scapy defragment() failed: %s" % e)
+    return errs
+
+
+def check_icmp_frag_needed(gw, frame, orig, L):
+    """Errors of an ICMP fragmentation-needed frame the gateway sent back on
+    the inside port for the too-big packet orig (IPv4 bytes as received)."""
+    errs = []
+    if frame[0:6] != mac_bytes(gw.inside_next_hop) or frame[12:14] != b"\x08\x00":
+        errs.append("Ethernet dst %s type %s" % (frame[0:6].hex(":"), frame[12:14].hex()))
+    ip = frame[14:]
+    if len(ip) < 28 or ip[0] >> 4 != 4:
+        return errs + ["not IPv4"]
+    hl, tl = ip_hl(ip), struct.unpack("!H", ip[2:4])[0]
+    trailer = ip[tl:]
+    if trailer and not (len(frame) == 60 and trailer == b"\0" * len(trailer)):
+        errs.append("%d bytes after the IPv4 packet" % len(trailer))
+    ip = ip[:tl]
+    if ip_checksum(ip[:hl]) != 0:
+        errs.append("IPv4 header checksum wrong")
+    if ip[9] != 1:
+        errs.append("protocol %d" % ip[9])
+    if ip[8] != 64:
+        errs.append("TTL %d" % ip[8])
+    if ip[12:16] != ip4(gw.inside_addr):
+        errs.append("source %s, want the inside address %s"
+                    % (ipaddress.ip_address(ip[12:16]), gw.inside_addr))
+    if ip[16:20] != orig[12:16]:
+        errs.append("destination %s, want the inner source %s"
+                    % (ipaddress.ip_address(ip[16:20]), ipaddress.ip_address(orig[12:16])))
+    if ip_mf(ip) or ip_frag_off(ip):
+        errs.append("the ICMP datagram is a fragment")
+    icmp = ip[hl:]
+    if len(icmp) < 8:
+        return errs + ["ICMP of %d bytes" % len(icmp)]
+    typ, code, _, unused, mtu = struct.unpack("!BBHHH", icmp[:8])
+    if (typ, code) != (3, 4):
+        errs.append("type %d code %d, want 3/4" % (typ, code))
+    if mtu != L:
+        errs.append("next-hop MTU %d, want %d" % (mtu, L))
+    if unused != 0:
+        errs.append("unused field 0x%04x" % unused)
+    if ip_checksum(icmp) != 0:
+        errs.append("ICMP checksum wrong")
+    quote = icmp[8:]
+    if tl > ICMP_MAX_DATAGRAM:
+        errs.append("ICMP datagram %d bytes > 576" % tl)
+    if not orig.startswith(quote):
+        off = next((i for i in range(min(len(quote), len(orig))) if quote[i] != orig[i]),
+                   min(len(quote), len(orig)))
+        errs.append("quoted datagram differs from the packet as received at byte %d (%s)"
+                    % (off, ip_field(off)))
+    elif len(quote) < ip_hl(orig) + 8:
+        errs.append("quotes only %d bytes (< IP header + 8)" % len(quote))
+    elif len(quote) != min(len(orig), ICMP_QUOTE_MAX):
+        errs.append("quotes %d bytes; RFC 1812 4.3.2.3: as much as fits in 576 = %d"
+                    % (len(quote), min(len(orig), ICMP_QUOTE_MAX)))
+    # scapy's view must agree with ours
+    p = IP(ip)
+    if ICMP not in p or p[ICMP].type != 3 or p[ICMP].code != 4 or p[ICMP].nexthopmtu != L:
+        errs.append("scapy does not see ICMP 3/4 with MTU %d" % L)
+    else:
+        q = p.copy()
+        del q.chksum
+        del q[ICMP].chksum
+        q = IP(bytes(q))
+        if q.chksum != p.chksum or q[ICMP].chksum != p[ICMP].chksum:
+            errs.append("scapy recomputes other checksums")
+    return errs
+
+
+def reference_outbound(gw, tun, inner, seq64, ipid=0, df_mode="copy"):
+    """The frame a correct gateway sends for expected inner bytes at sequence
+    seq64 (IP ID given): built with scapy's ESP encrypt and own headers. Used
+    to show that the checkers accept a correct frame and reject broken ones."""
+    sa = tun.out_sa()
+    lo, hi = seq64 & M32, seq64 >> 32
+    sa.seq_num = lo
+    sa.esn = hi
+    e = sa.encrypt(IP(inner), seq_num=lo, iv=struct.pack("!Q", seq64), esn_en=tun.esn, esn=hi)
+    esp = bytes(e[ESP])
+    df = {"copy": ip_df(inner), "set": True, "clear": False}[df_mode]
+    ip = IP(src=gw.outside_addr, dst=tun.remote, ttl=64, id=ipid, tos=inner[1],
+            flags="DF" if df else 0, proto=17)
+    udp = struct.pack("!HHHH", tun.out_sport(), tun.remote_port, 8 + len(esp), 0)
+    ip.len = 20 + len(udp) + len(esp)
+    b = bytes(ip / Raw(udp + esp))
+    return mac_bytes(gw.outside_next_hop) + mac_bytes(gw.outside_mac) + b"\x08\x00" + b
+
+
+def reference_fragments(whole, L):
+    """scapy's fragment() of the expected inner packet into pieces <= L
+    (own cut for a packet that is already a fragment: scapy cannot)."""
+    from scapy.layers.inet import fragment
+    hl = ip_hl(whole)
+    step = (L - hl) // 8 * 8
+    if not (ip_mf(whole) or ip_frag_off(whole)):
+        return [bytes(f) for f in fragment(IP(whole), step)]
+    pl, res = whole[hl:], []
+    for o in range(0, len(pl), step):
+        piece = pl[o:o + step]
+        h = bytearray(whole[:hl])
+        h[2:4] = struct.pack("!H", hl + len(piece))
+        res.append(set_ip_fields(bytes(h) + piece, off=ip_frag_off(whole) + o,
+                                 mf=True if o + step < len(pl) else ip_mf(whole)))
+    return res
+
+
+def reference_icmp(gw, orig, L):
+    """ICMP 3/4 frame for the too-big packet orig, built with scapy."""
+    p = IP(src=gw.inside_addr, dst=ipaddress.ip_address(orig[12:16]).compressed, ttl=64) / \
+        ICMP(type=3, code=4, nexthopmtu=L) / Raw(orig[:ICMP_QUOTE_MAX])
+    return mac_bytes(gw.inside_next_hop) + mac_bytes(gw.inside_mac) + b"\x08\x00" + bytes(p)
+
+
+def mirror_tunnel(t, a_gw, name=None):
+    """Tunnel as the peer (gateway B) configures it for A's tunnel t: A's
+    outbound SA is B's inbound and vice versa, selectors swapped, remote = A's
+    outside address and A's local_port."""
+    m = Tunnel(name or t.name, a_gw.outside_addr, t.out_sport(), t.algorithm, t.esn,
+               t.out_spi, t.out_key, t.in_spi, t.in_key, list(t.local_ts), list(t.remote_ts), 1)
+    return m
+
+
+def make_out_tunnels(rng, n_groups=5, first_index=1, cgnat_share=0.5, catch_all=True,
+                     spis=None):
+    """Tunnels whose remote_ts nest, so that only a longest-prefix match picks
+    the right one. Group g (base 10.(200+g)) has five tunnels:
+      A 10.B.0.0/16;  B 10.B.5.0/24 + 10.B.9.0/24;  C 10.B.5.128/25;
+      D 10.B.5.130/32 + 10.B.5.64/26 + 10.B.9.8/29;  E 10.B.5.132/30
+    plus (catch_all) one tunnel for 10.0.0.0/8 that only gets what no group
+    holds. AES-GCM-128/-256 alternate, every third tunnel uses ESN, local_ts
+    vary (/0, /16, two prefixes, a /32 + /18). About cgnat_share of the peers
+    share 198.51.100.25 (distinct ports, some below 4500), a few 198.51.100.26,
+    the rest have their own address and port 4500."""
+    spis = set() if spis is None else spis
+    ports = defaultdict(set)
+
+    def spi():
+        while True:
+            s = rng.randrange(256, 1 << 32)
+            if s not in spis:
+                spis.add(s)
+                return s
+
+    shapes = [["%s.0.0/16"], ["%s.5.0/24", "%s.9.0/24"], ["%s.5.128/25"],
+              ["%s.5.130/32", "%s.5.64/26", "%s.9.8/29"], ["%s.5.132/30"]]
+    lts = [["0.0.0.0/0"], ["10.10.0.0/16"], ["10.10.5.0/24", "192.168.7.0/24"],
+           ["10.10.9.9/32", "10.10.64.0/18"]]
+    plan = [[p % ("10.%d" % (200 + g)) for p in shape]
+            for g in range(n_groups) for shape in shapes]
+    if catch_all:
+        plan.append(["10.0.0.0/8"])
+    tunnels = []
+    for k, rts in enumerate(plan):
+        i = first_index + k
+        algo = "aes-gcm-128" if k % 2 == 0 else "aes-gcm-256"
+        klen = 16 if algo == "aes-gcm-128" else 32
+        r = rng.random()
+        if r < cgnat_share:
+            remote = "198.51.100.25"
+        elif r < cgnat_share + 0.15:
+            remote = "198.51.100.26"
+        else:
+            remote = "192.0.2.%d" % (1 + k % 250)
+        if remote.startswith("198.51.100."):
+            while True:
+                port = rng.randrange(1024, 4500) if rng.random() < 0.3 else \
+                    rng.randrange(1024, 65536)
+                if port not in ports[remote] and port != 4500:
+                    ports[remote].add(port)
+                    break
+        else:
+            port = 4500
+        tunnels.append(Tunnel("out-%04d" % i, remote, port, algo, k % 3 == 2, spi(),
+                              rng.randbytes(klen + 4), spi(), rng.randbytes(klen + 4),
+                              rts, lts[k % len(lts)], 1))
+    return tunnels
+
+
+def reference_output(gw, otr, df_mode="copy", ipid0=1, layout=None):
+    """What a correct single-worker gateway sends for OutTraffic otr: (ESP
+    frames for the outside port, ICMP frames for the inside port). Built with
+    scapy's ESP and fragment(); used to prove the checkers pass a correct
+    output, and (corrupted) that they fail broken ones."""
+    seq = Counter()
+    ipid = ipid0
+    out, icmp = [], []
+    for f in otr.frames:
+        if f.verdict == FORWARD:
+            pieces = reference_fragments(f.expect, otr.L) if f.frag else [f.expect]
+            for p in pieces:
+                seq[f.tunnel.name] += 1
+                if layout is not None:
+                    layout.setdefault(f.index, []).append((len(out), f.tunnel,
+                                                           seq[f.tunnel.name], p))
+                out.append(reference_outbound(gw, f.tunnel, p, seq[f.tunnel.name], ipid,
+                                              df_mode))
+                ipid = (ipid + 1) & 0xFFFF
+        elif f.verdict == "too_big" and not f.no_icmp:
+            icmp.append(reference_icmp(gw, f.ip, otr.L))
+    return out, icmp
+
+
+def direct_outbound(gw, tun, payload, seq64, ipid=0, df=False, tos=None, iv=None, pad=None,
+                    nh=4, esn=None, key=None, spi=None):
+    """An outbound frame built with AESGCM directly (not scapy), so that any
+    field can be wrong on purpose: IV, padding, next header, the ESN mode of
+    the AAD, the key or the SPI. Defaults give a correct frame."""
+    k = tun.out_key if key is None else key
+    esn = tun.esn if esn is None else esn
+    if pad is None:
+        pad = bytes(range(1, (-(len(payload) + 2)) % 4 + 1))
+    iv = struct.pack("!Q", seq64) if iv is None else iv
+    spi_b = struct.pack("!I", tun.out_spi if spi is None else spi)
+    lo_b = struct.pack("!I", seq64 & M32)
+    aad = spi_b + (struct.pack("!I", seq64 >> 32) if esn else b"") + lo_b
+    esp = spi_b + lo_b + iv + AESGCM(k[:-4]).encrypt(k[-4:] + iv, payload + pad +
+                                                     bytes([len(pad), nh]), aad)
+    tos = payload[1] if tos is None else tos
+    ip = IP(src=gw.outside_addr, dst=tun.remote, ttl=64, id=ipid, tos=tos,
+            flags="DF" if df else 0, proto=17, len=28 + len(esp))
+    udp = struct.pack("!HHHH", tun.out_sport(), tun.remote_port, 8 + len(esp), 0)
+    return (mac_bytes(gw.outside_next_hop) + mac_bytes(gw.outside_mac) + b"\x08\x00" +
+            bytes(ip / Raw(udp + esp)))
