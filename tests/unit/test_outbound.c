@@ -246,6 +246,8 @@ events(struct natt_worker *w, uint16_t type)
 	return n;
 }
 
+static int ossl_open_esn(struct rte_mbuf *m, uint8_t *out, bool esn, uint32_t hi);
+
 static void
 test_seq_end(void)
 {
@@ -280,6 +282,17 @@ test_seq_end(void)
 	wire_seq(w, 0, &seq, &iv);
 	CHECK(seq == 0 && iv == 0x100000000ull, "ESN wire seq 0x%08x iv 0x%016llx", seq,
 	      (unsigned long long)iv);
+	{
+		/* the high half is in the AAD (RFC 4303 2.2.1, RFC 4106 5): OpenSSL
+		 * opens it with high = 1 and not with 0 */
+		uint8_t pt[2048];
+
+		CHECK(ossl_open_esn(w->port[TW_OUTSIDE_PORT].tx[0], pt, true, 1) == 100,
+		      "ESN packet past 2^32 opens with seq high 1 in the AAD");
+		CHECK(ossl_open_esn(w->port[TW_OUTSIDE_PORT].tx[0], pt, true, 0) < 0 &&
+		      ossl_open_esn(w->port[TW_OUTSIDE_PORT].tx[0], pt, false, 0) < 0,
+		      "and not with high 0 or without ESN");
+	}
 	tw_tx_discard(w);
 	out_sa(w, 2)->seq = UINT64_MAX - 1;
 	CHECK(tw_outbound_one(w, inner_frame("10.50.20.8", 100, true, NULL, 0)) == -1,
@@ -340,7 +353,7 @@ test_routes(void)
 /* Decrypt the ESP-in-UDP frame m with OpenSSL (not intel-ipsec-mb): the
  * inner packet goes to out, its length is returned, -1 if the ICV fails. */
 static int
-ossl_open(struct rte_mbuf *m, uint8_t *out)
+ossl_open_esn(struct rte_mbuf *m, uint8_t *out, bool esn, uint32_t hi)
 {
 	const uint8_t *esp = rte_pktmbuf_mtod_offset(m, const uint8_t *, 14 + 20 + 8);
 	int len = (int)rte_pktmbuf_data_len(m) - 14 - 20 - 8 - 16 - 16, n = 0, f = 0;
@@ -352,7 +365,17 @@ ossl_open(struct rte_mbuf *m, uint8_t *out)
 	EVP_DecryptInit_ex(c, EVP_aes_128_gcm(), NULL, NULL, NULL);
 	EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, 12, NULL);
 	EVP_DecryptInit_ex(c, NULL, NULL, key128, nonce);
-	EVP_DecryptUpdate(c, NULL, &n, esp, 8);                 /* AAD: SPI || seq */
+	if (esn) {                      /* AAD: SPI || seq high || seq low */
+		uint8_t aad[12];
+		uint32_t h = htonl(hi);
+
+		memcpy(aad, esp, 4);
+		memcpy(aad + 4, &h, 4);
+		memcpy(aad + 8, esp + 4, 4);
+		EVP_DecryptUpdate(c, NULL, &n, aad, 12);
+	} else {
+		EVP_DecryptUpdate(c, NULL, &n, esp, 8);         /* AAD: SPI || seq */
+	}
 	EVP_DecryptUpdate(c, out, &n, esp + 16, len);
 	EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16, (void *)(esp + 16 + len));
 	f = EVP_DecryptFinal_ex(c, out + n, &n);
@@ -361,6 +384,12 @@ ossl_open(struct rte_mbuf *m, uint8_t *out)
 		return -1;
 	/* strip padding and trailer: pad length is the second-to-last byte */
 	return len - 2 - out[len - 2];
+}
+
+static int
+ossl_open(struct rte_mbuf *m, uint8_t *out)
+{
+	return ossl_open_esn(m, out, false, 0);
 }
 
 /* Fragments: the first keeps every option, later ones only those with the
