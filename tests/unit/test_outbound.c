@@ -209,7 +209,8 @@ inner_frame(const char *dst, uint16_t len, bool df, const uint8_t *opts, uint8_t
 	ip->next_proto_id = IPPROTO_UDP;
 	ip->src_addr = ip4("10.10.1.2");
 	ip->dst_addr = ip4(dst);
-	memcpy(ip + 1, opts, optlen);
+	if (optlen != 0)
+		memcpy(ip + 1, opts, optlen);
 	for (unsigned int i = 20u + optlen; i < len; i++)
 		((uint8_t *)ip)[i] = (uint8_t)i;
 	ip->hdr_checksum = rte_ipv4_cksum(ip);
