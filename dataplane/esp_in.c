@@ -184,9 +184,7 @@ inb_deliver(struct natt_worker *w, struct rte_mbuf *m, struct natt_sa *sa,
 		return;
 	}
 	natt_ttl_decrement(ip);
-	if (w->mss_clamp != 0 && ip->next_proto_id == IPPROTO_TCP &&
-	    natt_mss_clamp(ip, tot, w->mss_clamp))
-		w->st->counters[NATT_CNT_MSS_CLAMPED]++;
+	natt_mss_apply(w, ip, tot);
 
 	/* Strip outer headers and IV, keep room for a new Ethernet header,
 	 * cut trailer, TFC padding and ICV. */

@@ -294,9 +294,7 @@ outb_encap(struct natt_worker *w, struct rte_mbuf *m, const struct natt_sa *sa,
 	df = w->df_mode == NATT_DF_COPY ?
 		ip->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG) :
 		w->df_mode == NATT_DF_SET ? rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG) : 0;
-	if (w->mss_clamp != 0 && ip->next_proto_id == IPPROTO_TCP &&
-	    natt_mss_clamp(ip, tot, w->mss_clamp))
-		w->st->counters[NATT_CNT_MSS_CLAMPED]++;
+	natt_mss_apply(w, ip, tot);
 	natt_ttl_decrement(ip);
 
 	/* trailer: padding 1, 2, 3, ... (RFC 4303 2.4), pad length, next header */

@@ -17,6 +17,7 @@
 
 #include "classify.h"
 #include "crypto.h"
+#include "ipv4.h"
 #include "natt_ctl.h"
 #include "natt_stats.h"
 
@@ -111,6 +112,15 @@ natt_drop(struct natt_worker *w, struct rte_mbuf *m, unsigned int r)
 
 /** Send what port p has queued; unsent packets are tx_full drops. */
 void natt_tx_flush_port(struct natt_worker *w, uint16_t p);
+
+/** MSS clamp of a forwarded inner packet (both directions), counted. */
+static inline void
+natt_mss_apply(struct natt_worker *w, struct rte_ipv4_hdr *ip, uint32_t tot)
+{
+	if (w->mss_clamp != 0 && ip->next_proto_id == IPPROTO_TCP &&
+	    natt_mss_clamp(ip, tot, w->mss_clamp))
+		w->st->counters[NATT_CNT_MSS_CLAMPED]++;
+}
 
 /** Pass m to the worker that owns its SA (handoff ring). */
 static inline void

@@ -138,6 +138,37 @@ class Tunnel:
                    self.out_spi, self.out_key.hex(), ts(self.remote_ts), ts(self.local_ts)))
 
 
+def unique_spi(rng, used):
+    """A random SPI >= 256 not in used (and now added to it)."""
+    while True:
+        s = rng.randrange(256, 1 << 32)
+        if s not in used:
+            used.add(s)
+            return s
+
+
+def pick_peer(rng, k, cgnat_share, ports, low_port_share=0.0):
+    """(remote, port) of tunnel k: about cgnat_share of the peers behind
+    198.51.100.25, 15% behind 198.51.100.26 (distinct source ports, per
+    address in ports; with low_port_share some below 4500, never 4500),
+    the rest on their own address with port 4500."""
+    r = rng.random()
+    if r < cgnat_share:
+        remote = "198.51.100.25"
+    elif r < cgnat_share + 0.15:
+        remote = "198.51.100.26"
+    else:
+        return "192.0.2.%d" % (1 + k % 250), 4500
+    while True:
+        if low_port_share and rng.random() < low_port_share:
+            port = rng.randrange(1024, 4500)
+        else:
+            port = rng.randrange(1024, 65536)
+        if port not in ports[remote] and port != 4500:
+            ports[remote].add(port)
+            return remote, port
+
+
 def make_tunnels(rng, n, esn_every=5, first_index=1, cgnat_share=0.6,
                  high_start_share=0.3):
     """n tunnels with random keys, AES-GCM-128 and -256 alternating.
@@ -153,11 +184,7 @@ def make_tunnels(rng, n, esn_every=5, first_index=1, cgnat_share=0.6,
     ports = defaultdict(set)
 
     def spi():
-        while True:
-            s = rng.randrange(256, 1 << 32)
-            if s not in spis:
-                spis.add(s)
-                return s
+        return unique_spi(rng, spis)
 
     for k in range(n):
         i = first_index + k
@@ -165,21 +192,7 @@ def make_tunnels(rng, n, esn_every=5, first_index=1, cgnat_share=0.6,
         klen = 16 if algo == "aes-gcm-128" else 32
         in_key = rng.randbytes(klen + 4)
         out_key = rng.randbytes(klen + 4)
-        r = rng.random()
-        if r < cgnat_share:
-            remote = "198.51.100.25"
-        elif r < cgnat_share + 0.15:
-            remote = "198.51.100.26"
-        else:
-            remote = "192.0.2.%d" % (1 + k % 250)
-        if remote.startswith("198.51.100."):
-            while True:
-                port = rng.randrange(1024, 65536)
-                if port not in ports[remote]:
-                    ports[remote].add(port)
-                    break
-        else:
-            port = 4500
+        remote, port = pick_peer(rng, k, cgnat_share, ports)
         base = "10.%d.%d" % (128 + (i >> 8), i & 0xFF)
         kind = k % 4
         if kind == 0:
@@ -1774,11 +1787,7 @@ def make_out_tunnels(rng, n_groups=5, first_index=1, cgnat_share=0.5, catch_all=
     ports = defaultdict(set)
 
     def spi():
-        while True:
-            s = rng.randrange(256, 1 << 32)
-            if s not in spis:
-                spis.add(s)
-                return s
+        return unique_spi(rng, spis)
 
     shapes = [["%s.0.0/16"], ["%s.5.0/24", "%s.9.0/24"], ["%s.5.128/25"],
               ["%s.5.130/32", "%s.5.64/26", "%s.9.8/29"], ["%s.5.132/30"]]
@@ -1793,22 +1802,7 @@ def make_out_tunnels(rng, n_groups=5, first_index=1, cgnat_share=0.5, catch_all=
         i = first_index + k
         algo = "aes-gcm-128" if k % 2 == 0 else "aes-gcm-256"
         klen = 16 if algo == "aes-gcm-128" else 32
-        r = rng.random()
-        if r < cgnat_share:
-            remote = "198.51.100.25"
-        elif r < cgnat_share + 0.15:
-            remote = "198.51.100.26"
-        else:
-            remote = "192.0.2.%d" % (1 + k % 250)
-        if remote.startswith("198.51.100."):
-            while True:
-                port = rng.randrange(1024, 4500) if rng.random() < 0.3 else \
-                    rng.randrange(1024, 65536)
-                if port not in ports[remote] and port != 4500:
-                    ports[remote].add(port)
-                    break
-        else:
-            port = 4500
+        remote, port = pick_peer(rng, k, cgnat_share, ports, low_port_share=0.3)
         tunnels.append(Tunnel("out-%04d" % i, remote, port, algo, k % 3 == 2, spi(),
                               rng.randbytes(klen + 4), spi(), rng.randbytes(klen + 4),
                               rts, lts[k % len(lts)], 1))

@@ -45,11 +45,7 @@ def make_pair(rng):
     spis = set()
 
     def spi():
-        while True:
-            s = rng.randrange(256, 1 << 32)
-            if s not in spis:
-                spis.add(s)
-                return s
+        return nt.unique_spi(rng, spis)
 
     ta = []
     for k in range(N_TUNNELS):

@@ -103,14 +103,17 @@ tw_frame(struct rte_mempool *mp, const uint8_t *payload, uint32_t len)
 	return m;
 }
 
-int
-tw_inbound_one(struct natt_worker *w, struct rte_mbuf *m)
+/* Feed m to one direction; the drop reason it was counted under, -1 if
+ * none, -2 if several. */
+static int
+tw_one(struct natt_worker *w, struct rte_mbuf *m,
+       void (*path)(struct natt_worker *, struct rte_mbuf **, uint16_t))
 {
 	uint64_t before[NATT_DROP_MAX];
 	int reason = -1;
 
 	memcpy(before, w->st->drops, sizeof(before));
-	natt_inbound(w, &m, 1);
+	path(w, &m, 1);
 	for (int r = 0; r < NATT_DROP_MAX; r++)
 		if (w->st->drops[r] != before[r])
 			reason = reason == -1 ? r : -2;
@@ -118,17 +121,15 @@ tw_inbound_one(struct natt_worker *w, struct rte_mbuf *m)
 }
 
 int
+tw_inbound_one(struct natt_worker *w, struct rte_mbuf *m)
+{
+	return tw_one(w, m, natt_inbound);
+}
+
+int
 tw_outbound_one(struct natt_worker *w, struct rte_mbuf *m)
 {
-	uint64_t before[NATT_DROP_MAX];
-	int reason = -1;
-
-	memcpy(before, w->st->drops, sizeof(before));
-	natt_outbound(w, &m, 1);
-	for (int r = 0; r < NATT_DROP_MAX; r++)
-		if (w->st->drops[r] != before[r])
-			reason = reason == -1 ? r : -2;
-	return reason;
+	return tw_one(w, m, natt_outbound);
 }
 
 void
