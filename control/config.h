@@ -14,6 +14,11 @@
  *
  * Errors are one line, "FILE:LINE: reason", where FILE is the file (or
  * @include'd file) that holds the offending setting.
+ *
+ * Big files (a million tunnels is ~350 MB) are parsed in parallel: the
+ * elements of the top-level tunnels list are cut into pieces that libconfig
+ * parses on several threads, see config.c. The result, and the error if any,
+ * is the same as that of one libconfig parse of the whole file.
  */
 #ifndef NATT_CONFIG_H
 #define NATT_CONFIG_H
@@ -30,6 +35,9 @@
 #define NATT_CFG_MIN_SPI 256u   /* 1..255 are reserved by IANA (RFC 4303 2.1) */
 #define NATT_CFG_DEFAULT_LOCAL_PORT 4500 /* RFC 3948 */
 #define NATT_CFG_DEFAULT_ICMP_RATE 1000  /* frag-needed per second per worker */
+#define NATT_CFG_MAX_IDLE_TIMEOUT 86400  /* seconds: one day */
+#define NATT_CFG_DEFAULT_REKEY_GRACE 10  /* seconds */
+#define NATT_CFG_MAX_REKEY_GRACE 3600
 #define NATT_CFG_MIN_MSS 88u    /* Linux's TCP_MIN_MSS; below is not a real MSS */
 
 struct natt_cfg_iface {
@@ -71,6 +79,13 @@ struct natt_config {
 	int32_t mss_clamp;              /* -1: derived from the outside MTU; 0: off */
 	uint8_t df_mode;                /* enum natt_df_mode: outer DF */
 	uint32_t icmp_rate;             /* frag-needed per second per worker */
+	/* Seconds without an authenticated inbound packet after which a tunnel
+	 * raises an idle event; 0..NATT_CFG_MAX_IDLE_TIMEOUT, 0 (default) = off. */
+	uint32_t idle_timeout;
+	/* Seconds the old inbound SPI of a tunnel is still accepted after a
+	 * rekey (a new inbound SPI); 0..NATT_CFG_MAX_REKEY_GRACE, default
+	 * NATT_CFG_DEFAULT_REKEY_GRACE. 0 drops it at once. */
+	uint32_t rekey_grace;
 	uint8_t outside;                /* index in iface[] of the outside interface */
 	uint8_t inside;
 	uint32_t n_ifaces;
@@ -81,6 +96,22 @@ struct natt_config {
 	 * fixed array per tunnel would cost 256 bytes each at 1M tunnels. */
 	struct natt_ctl_ts *ts;
 	uint32_t n_ts;
+};
+
+/* Parallel load (natt_config_load_opts). The helper threads live only during
+ * the load and are not pinned: they may run on any online CPU. */
+#define NATT_CFG_PARALLEL_MIN (8u << 20) /* bytes: smaller files are one parse */
+#define NATT_CFG_DEFAULT_THREADS 4       /* at most, and never above online CPUs */
+#define NATT_CFG_MAX_THREADS 16
+
+struct natt_config_opts {
+	size_t parallel_min;        /* split texts of at least this many bytes
+				     * (0: every text); SIZE_MAX: never */
+	unsigned int threads;       /* parsing threads, the caller's included;
+				     * 0: online CPUs, at most NATT_CFG_DEFAULT_THREADS */
+	unsigned int piece_tunnels; /* tunnels per piece, 0: the default (256) */
+	unsigned int *pieces;       /* if not NULL, receives how many pieces the
+				     * tunnels list was cut into (0: one parse) */
 };
 
 /**
@@ -104,6 +135,17 @@ int natt_config_load(const char *path, struct natt_config *out,
  */
 int natt_config_parse_string(const char *text, const char *name,
 			     struct natt_config *out, char *err, size_t errlen);
+
+/**
+ * natt_config_load() and natt_config_parse_string() with explicit tuning of
+ * the parallel parse (tests and benchmarks); opts NULL = the defaults. The
+ * outcome does not depend on opts, only the time and memory it takes.
+ */
+int natt_config_load_opts(const char *path, struct natt_config *out,
+			  char *err, size_t errlen, const struct natt_config_opts *opts);
+int natt_config_parse_string_opts(const char *text, const char *name,
+				  struct natt_config *out, char *err, size_t errlen,
+				  const struct natt_config_opts *opts);
 
 /**
  * Wipe the keys and free what natt_config_load() allocated; leaves *cfg

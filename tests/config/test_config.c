@@ -11,6 +11,10 @@
  *                   # expect: [FILE:]LINE: substring of the reason
  *               the error must start with "FILE:LINE: " (FILE defaults to the
  *               .cfg itself) and contain the substring.
+ * Then every file again, parsed in pieces on several threads (forced on
+ * with a few thread and piece counts): a good file must give the very same
+ * struct natt_config as one parse, a bad one the very same error, which must
+ * also match its "# expect:" line.
  * A few cases that need no file follow (I/O error, truncation, scale).
  * The test chdir()s to CONFIG_DIR, so relative @include paths resolve there.
  */
@@ -98,6 +102,7 @@ check_sample(const struct natt_config *c, char *why, size_t whylen)
 	EXPECT(c->replay_window == 1024);
 	EXPECT(c->mss_clamp == 1360 && natt_config_mss(c) == 1360);
 	EXPECT(c->df_mode == NATT_DF_SET && c->icmp_rate == 50);
+	EXPECT(c->idle_timeout == 300 && c->rekey_grace == 0);
 	EXPECT(c->n_ifaces == 2 && c->outside == 0 && c->inside == 1);
 	EXPECT(strcmp(o->name, "outside") == 0 && o->port == 0 && o->role == NATT_ROLE_OUTSIDE);
 	EXPECT(o->addr == ip("203.0.113.1") && o->mtu == 1500 && o->line == 8);
@@ -152,6 +157,7 @@ check_minimal(const struct natt_config *c, char *why, size_t whylen)
 	/* defaults: MSS from the outside MTU 576 (inner MTU 514 - 40), DF copied */
 	EXPECT(c->mss_clamp == -1 && natt_config_mss(c) == 474);
 	EXPECT(c->df_mode == NATT_DF_COPY && c->icmp_rate == NATT_CFG_DEFAULT_ICMP_RATE);
+	EXPECT(c->idle_timeout == 0 && c->rekey_grace == NATT_CFG_DEFAULT_REKEY_GRACE);
 	EXPECT(c->n_tunnels == 0 && c->n_ifaces == 2);
 	EXPECT(c->outside == 0 && c->iface[0].port == 3 && c->iface[0].mtu == 576);
 	EXPECT(c->inside == 1 && c->iface[1].port == 0 && c->iface[1].mtu == 9216);
@@ -166,6 +172,7 @@ check_limits(const struct natt_config *c, char *why, size_t whylen)
 	const struct natt_ctl_ts *ts;
 
 	EXPECT(c->replay_window == 0);
+	EXPECT(c->idle_timeout == 86400 && c->rekey_grace == 3600);
 	EXPECT(c->inside == 0 && c->outside == 1 && c->iface[0].port == 7);
 	EXPECT(strlen(c->iface[0].name) == NATT_NAME_LEN - 1);
 	EXPECT(c->n_tunnels == 2);
@@ -325,6 +332,245 @@ run_files(void)
 	report(n_bad >= 70, "bad files", "%u found", n_bad);
 }
 
+/* ---- the same files, parsed in pieces ---- */
+
+/* one parse of the whole file, never in pieces */
+static const struct natt_config_opts opts_one = { .parallel_min = SIZE_MAX };
+
+/* threads x tunnels per piece; the files have at most 7 tunnels */
+static const struct {
+	unsigned int threads, piece;
+} split_modes[] = {
+	{ 1, 1 }, { 2, 1 }, { 2, 2 }, { 3, 3 }, { 4, 1 }, { 8, 1 }, { 16, 2 }, { 2, 1024 },
+};
+
+#define N_SPLIT_MODES (sizeof(split_modes) / sizeof(split_modes[0]))
+
+static bool
+config_eq(const struct natt_config *a, const struct natt_config *b)
+{
+	return a->replay_window == b->replay_window && a->mss_clamp == b->mss_clamp &&
+	       a->df_mode == b->df_mode && a->icmp_rate == b->icmp_rate &&
+	       a->idle_timeout == b->idle_timeout && a->rekey_grace == b->rekey_grace &&
+	       a->outside == b->outside && a->inside == b->inside && a->n_ifaces == b->n_ifaces &&
+	       memcmp(a->iface, b->iface, sizeof(a->iface)) == 0 &&
+	       a->n_tunnels == b->n_tunnels && a->n_ts == b->n_ts &&
+	       (a->n_tunnels == 0 ||
+		memcmp(a->tunnels, b->tunnels, a->n_tunnels * sizeof(*a->tunnels)) == 0) &&
+	       (a->n_ts == 0 || memcmp(a->ts, b->ts, a->n_ts * sizeof(*a->ts)) == 0);
+}
+
+/* A good-* file must load, a bad-* one fail as its "# expect:" line says. */
+static bool
+expect_ok(const char *file, int rc, const char *err, char *why, size_t whylen)
+{
+	char prefix[1024], sub[1024];
+
+	if (strncmp(file, "good-", 5) == 0) {
+		if (rc != 0)
+			snprintf(why, whylen, "should load, got: %s", err);
+		return rc == 0;
+	}
+	if (read_expect(file, prefix, sizeof(prefix), sub, sizeof(sub)) < 0) {
+		snprintf(why, whylen, "no \"# expect:\" line");
+		return false;
+	}
+	if (rc == 0 || strncmp(err, prefix, strlen(prefix)) != 0 || !strstr(err, sub)) {
+		snprintf(why, whylen, "expected \"%s... %s\", got \"%s\"", prefix, sub,
+			 rc == 0 ? "(loaded)" : err);
+		return false;
+	}
+	return true;
+}
+
+static void
+run_split_file(const char *file, unsigned int *n_split)
+{
+	struct natt_config one, c;
+	char err_one[512], err[512], why[4096] = "";
+	int rc_one = natt_config_load_opts(file, &one, err_one, sizeof(err_one), &opts_one);
+	unsigned int max_pieces = 0;
+
+	for (size_t m = 0; m < N_SPLIT_MODES && !why[0]; m++) {
+		unsigned int pieces = 0;
+		struct natt_config_opts o = {
+			.parallel_min = 0, .threads = split_modes[m].threads,
+			.piece_tunnels = split_modes[m].piece, .pieces = &pieces,
+		};
+		int rc = natt_config_load_opts(file, &c, err, sizeof(err), &o);
+
+		if (pieces > max_pieces)
+			max_pieces = pieces;
+		if (expect_ok(file, rc, err, why, sizeof(why))) {
+			if (rc != rc_one || (rc < 0 && strcmp(err, err_one) != 0))
+				snprintf(why, sizeof(why), "one parse: \"%s\", in pieces: \"%s\"",
+					 rc_one ? err_one : "(loaded)", rc ? err : "(loaded)");
+			else if (rc == 0 && !config_eq(&one, &c))
+				snprintf(why, sizeof(why), "loaded, but not as in one parse");
+		}
+		if (why[0])
+			snprintf(why + strlen(why), sizeof(why) - strlen(why),
+				 " (%u threads, %u tunnels per piece)", split_modes[m].threads,
+				 split_modes[m].piece);
+		if (rc == 0)
+			natt_config_free(&c);
+	}
+	if (rc_one == 0)
+		natt_config_free(&one);
+	*n_split += max_pieces > 1;
+	if (why[0])
+		report(false, file, "in pieces: %s", why);
+	else
+		report(true, file, "in pieces: same as one parse in %zu ways (up to %u pieces)",
+		       N_SPLIT_MODES, max_pieces);
+}
+
+static void
+run_split_files(void)
+{
+	struct dirent **ents;
+	unsigned int n_split = 0;
+	int n = scandir(".", &ents, cfg_filter, alphasort);
+
+	if (n < 0) {
+		report(false, "scandir", "cannot list the config directory");
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		run_split_file(ents[i]->d_name, &n_split);
+		free(ents[i]);
+	}
+	free(ents);
+	/* the others (no or an empty list, @include) are parsed in one go */
+	report(n_split >= 90, "split files", "%u of %d cut in several pieces", n_split, n);
+}
+
+/*
+ * Beyond the corpus: small random edits of its files (bytes deleted, tokens
+ * and comment or string delimiters inserted), parsed in one go and in pieces,
+ * must give the same result. No "@": an @include of a mangled name makes
+ * libconfig echo bytes to stdout, which is the TAP stream here.
+ */
+static uint32_t
+rnd(uint32_t *x)
+{
+	*x ^= *x << 13; /* xorshift32 */
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return *x;
+}
+
+static char *
+mutate(const char *src, uint32_t *x)
+{
+	static const char *const ins[] = {
+		",", "{", "}", "(", ")", "[", "]", "\"", "\\", "#", "//", "/*", "*/", "\n", " ",
+		";", "=", ":", "tunnels", "\"a,b\"", "# c\n", "/* , } */", "x", "1", "\r", "0x",
+		"{}", "()", ",{},", "\"\\\"\"", "tunnels = ();",
+	};
+	size_t n = strlen(src), cap = n + 64 * 3 + 1;
+	char *t = malloc(cap);
+
+	memcpy(t, src, n + 1);
+	for (uint32_t m = rnd(x) % 3; m < 3; m++) {
+		size_t len = strlen(t), pos = len ? rnd(x) % len : 0;
+
+		if (rnd(x) % 3 == 0) {
+			size_t del = 1 + rnd(x) % 3;
+
+			del = del < len - pos ? del : len - pos;
+			memmove(t + pos, t + pos + del, len - pos - del + 1);
+		} else {
+			const char *s = ins[rnd(x) % (sizeof(ins) / sizeof(ins[0]))];
+			size_t k = strlen(s);
+
+			memmove(t + pos + k, t + pos, len - pos + 1);
+			memcpy(t + pos, s, k);
+		}
+	}
+	return t;
+}
+
+static char *
+slurp(const char *file)
+{
+	FILE *f = fopen(file, "r");
+	char *buf = NULL;
+	size_t len = 0;
+
+	if (f) {
+		buf = calloc(1, 1 << 16);
+		len = buf ? fread(buf, 1, (1 << 16) - 1, f) : 0;
+		fclose(f);
+	}
+	if (buf && (len == (1 << 16) - 1 || strchr(buf, '@'))) {
+		free(buf);
+		buf = NULL;
+	}
+	return buf;
+}
+
+static void
+run_split_mutants(void)
+{
+	struct dirent **ents;
+	char *src[256];
+	unsigned int n_src = 0, n_same = 0, n_split = 0, n_runs = 0;
+	uint32_t x = 1;
+	char why[2048] = "";
+	int n = scandir(".", &ents, cfg_filter, alphasort);
+
+	for (int i = 0; i < n; i++) {
+		if (n_src < 256 && (src[n_src] = slurp(ents[i]->d_name)))
+			n_src++;
+		free(ents[i]);
+	}
+	if (n > 0)
+		free(ents);
+	for (unsigned int it = 0; it < 3000 && n_src && !why[0]; it++) {
+		char *t = mutate(src[rnd(&x) % n_src], &x), err_one[512], err[512];
+		struct natt_config one, c;
+		int rc_one;
+
+		if (strchr(t, '@')) {
+			free(t);
+			continue;
+		}
+		rc_one = natt_config_parse_string_opts(t, "mutant", &one, err_one, sizeof(err_one),
+						       &opts_one);
+		for (size_t m = 0; m < 3 && !why[0]; m++) {
+			unsigned int pieces = 0;
+			struct natt_config_opts o = {
+				.parallel_min = 0, .threads = 1 + (unsigned int)m,
+				.piece_tunnels = 1 + (unsigned int)m / 2, .pieces = &pieces,
+			};
+			int rc = natt_config_parse_string_opts(t, "mutant", &c, err, sizeof(err), &o);
+
+			n_runs++;
+			n_split += pieces > 1;
+			if (rc != rc_one || (rc < 0 && strcmp(err, err_one) != 0) ||
+			    (rc == 0 && !config_eq(&one, &c)))
+				snprintf(why, sizeof(why), "mutant %u, %zu: one parse \"%s\", in pieces"
+					 " \"%s\"", it, m, rc_one ? err_one : "(loaded)",
+					 rc ? err : "(loaded, not the same?)");
+			else
+				n_same++;
+			if (rc == 0)
+				natt_config_free(&c);
+		}
+		if (rc_one == 0)
+			natt_config_free(&one);
+		free(t);
+	}
+	for (unsigned int i = 0; i < n_src; i++)
+		free(src[i]);
+	if (why[0])
+		report(false, "mutants", "%s", why);
+	else
+		report(n_split > 1000, "mutants", "%u of %u the same in one parse and in pieces"
+		       " (%u cut in several pieces)", n_same, n_runs, n_split);
+}
+
 /* ---- cases without a file ---- */
 
 static const char ifaces[] =
@@ -358,6 +604,21 @@ run_misc(void)
 	natt_config_free(&c);
 	natt_config_free(&c);
 	report(rc < 0 && c.tunnels == NULL, "no error buffer, double free", "ok");
+
+	/* errors of pieces are cut like any other, or not written at all */
+	for (size_t len = 0; len <= 40; len += 20) {
+		struct natt_config_opts o = { .parallel_min = 0, .threads = 2, .piece_tunnels = 1 };
+		char one[64], split[64];
+		int rc1;
+
+		memset(one, 'x', sizeof(one));
+		memset(split, 'x', sizeof(split));
+		rc1 = natt_config_load_opts("bad-split-dup-name.cfg", &c, one, len, &opts_one);
+		rc = natt_config_load_opts("bad-split-dup-name.cfg", &c, split, len, &o);
+		report(rc < 0 && rc1 < 0 && memcmp(one, split, sizeof(one)) == 0,
+		       "error of a piece, truncated", "%zu bytes: \"%.*s\"", len,
+		       len ? (int)len - 1 : 0, split);
+	}
 }
 
 /* n tunnels, one line each; the last one reuses the first inbound SPI if dup */
@@ -408,15 +669,37 @@ run_scale(void)
 	rc = natt_config_parse_string(text, "scale", &c, err, sizeof(err));
 	report(rc == 0 && c.n_tunnels == n && c.tunnels[n - 1].in.spi == 0x10000000u + n - 1,
 	       "100k tunnels", "%s (%.0f ms)", rc ? err : "loaded", now_ms() - t0);
+
+	/* that was in pieces (the text is over NATT_CFG_PARALLEL_MIN); in one go: */
+	if (rc == 0) {
+		struct natt_config one;
+		int rc1;
+
+		t0 = now_ms();
+		rc1 = natt_config_parse_string_opts(text, "scale", &one, err, sizeof(err), &opts_one);
+		report(rc1 == 0 && config_eq(&c, &one), "100k tunnels in one parse",
+		       "%s (%.0f ms)", rc1 ? err : "the same", now_ms() - t0);
+		if (rc1 == 0)
+			natt_config_free(&one);
+	}
 	natt_config_free(&c);
 	free(text);
 
 	/* the hash sets must catch a duplicate far from the original */
 	text = gen_tunnels(n, true);
-	rc = natt_config_parse_string(text, "scale", &c, err, sizeof(err));
 	snprintf(want, sizeof(want), "scale:%u: tunnel \"t%u\": inbound.spi 0x10000000 is already"
 		 " used by tunnel \"t0\" (line 6)", n + 5, n - 1);
-	report(rc < 0 && strcmp(err, want) == 0, "duplicate SPI in 100k", "%s", err);
+	for (int one = 0; one < 2; one++) {
+		unsigned int pieces = 0;
+		struct natt_config_opts o = {
+			.parallel_min = one ? SIZE_MAX : 0, .piece_tunnels = 999, .pieces = &pieces,
+		};
+
+		rc = natt_config_parse_string_opts(text, "scale", &c, err, sizeof(err), &o);
+		report(rc < 0 && strcmp(err, want) == 0 && (one || pieces > 100),
+		       one ? "duplicate SPI in 100k, one parse" : "duplicate SPI in 100k, in pieces",
+		       "%s", err);
+	}
 	free(text);
 }
 
@@ -466,6 +749,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	run_files();
+	run_split_files();
+	run_split_mutants();
 	run_misc();
 	run_scale();
 	if (NATT_TEST_ASAN)
