@@ -21,7 +21,7 @@
 #include "program.h"
 
 #define PROG_EVT_BURST 32u
-#define PROG_RETRY_US 1000u
+#define PROG_RETRY_US 50u
 
 static double
 prog_now_ms(void)
@@ -31,6 +31,8 @@ prog_now_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
+
+static void prog_event(struct natt_prog *p, const struct natt_evt *e);
 
 /* ---- attach ---- */
 
@@ -85,13 +87,10 @@ int
 natt_prog_attach(struct natt_prog *p, unsigned int timeout_s)
 {
 	double deadline = prog_now_ms() + timeout_s * 1e3;
-	struct natt_evt ev[PROG_EVT_BURST];
-	unsigned int n, stale = 0;
 	char why[128];
 	int rc;
 
 	memset(p, 0, offsetof(struct natt_prog, batch));
-	p->next_cookie = NATT_PROG_COOKIE_BASE;
 	while ((rc = prog_lookup(p, why, sizeof(why))) == -EAGAIN && prog_now_ms() < deadline)
 		usleep(50 * 1000);
 	if (rc < 0) {
@@ -99,70 +98,35 @@ natt_prog_attach(struct natt_prog *p, unsigned int timeout_s)
 			rc == -EAGAIN ? " (gave up waiting)" : "");
 		return -1;
 	}
-	/* answers to a previous natt-control run would be taken for ours */
-	while ((n = rte_ring_dequeue_burst_elem(p->evt, ev, sizeof(ev[0]), PROG_EVT_BURST, NULL)))
-		stale += n;
-	if (stale)
-		fprintf(stderr, "natt-control: discarded %u stale event(s)\n", stale);
 	return 0;
 }
 
-int
-natt_prog_check(const struct natt_prog *p, const struct natt_config *cfg,
-		const char *path, char *err, size_t errlen)
+void
+natt_prog_drain_stale(struct natt_prog *p)
 {
-	if (cfg->n_tunnels > p->hdr->max_tunnels) {
-		snprintf(err, errlen, "%s:%u: %u tunnels, but natt-dataplane was started with"
-			 " max_tunnels %u", path, cfg->tunnels[p->hdr->max_tunnels].line,
-			 cfg->n_tunnels, p->hdr->max_tunnels);
-		return -1;
-	}
-	for (uint32_t i = 0; i < cfg->n_ifaces; i++) {
-		const struct natt_cfg_iface *ifc = &cfg->iface[i];
+	struct natt_evt ev[PROG_EVT_BURST];
+	unsigned int n, stale = 0;
 
-		if (ifc->port >= p->hdr->n_ports) {
-			snprintf(err, errlen, "%s:%u: interface \"%s\": port %u, but natt-dataplane"
-				 " has %u port(s)", path, ifc->line, ifc->name, ifc->port,
-				 p->hdr->n_ports);
-			return -1;
+	/* answers to a previous natt-control would be taken for ours; events
+	 * that happened while nobody listened still go to the hook */
+	while ((n = rte_ring_dequeue_burst_elem(p->evt, ev, sizeof(ev[0]), PROG_EVT_BURST, NULL))) {
+		for (unsigned int i = 0; i < n; i++) {
+			if (ev[i].type == NATT_EVT_NACK || ev[i].type == NATT_EVT_COMMIT_ACK)
+				stale++;
+			else
+				prog_event(p, &ev[i]);
 		}
 	}
-	return 0;
+	if (stale)
+		fprintf(stderr, "natt-control: discarded %u answer(s) meant for an earlier"
+			" natt-control\n", stale);
 }
 
 /* ---- events ---- */
 
-/* What a NACKed cookie was, for the operator. */
-static void
-prog_describe(const struct natt_prog *p, uint32_t cookie, char *buf, size_t len)
-{
-	const struct natt_config *cfg = p->cfg;
-	uint32_t k;
-
-	if (cookie == p->generation) {
-		snprintf(buf, len, "COMMIT of generation %u", cookie);
-	} else if (cfg && cookie - p->if_cookie < cfg->n_ifaces) {
-		snprintf(buf, len, "IFACE \"%s\"", cfg->iface[cookie - p->if_cookie].name);
-	} else if (cfg && cookie == p->params_cookie) {
-		snprintf(buf, len, "PARAMS (dataplane settings)");
-	} else if (cfg && (k = cookie - p->route_cookie) < cfg->n_tunnels) {
-		snprintf(buf, len, "ROUTE_ADD remote_ts of tunnel \"%s\" (line %u)",
-			 cfg->tunnels[k].name, cfg->tunnels[k].line);
-	} else if (cfg && (k = cookie - p->sa_cookie) < 2 * cfg->n_tunnels) {
-		const struct natt_cfg_tunnel *t = &cfg->tunnels[k / 2];
-
-		snprintf(buf, len, "SA_ADD %s of tunnel \"%s\" (line %u)", k % 2 ? "out" : "in",
-			 t->name, t->line);
-	} else {
-		snprintf(buf, len, "unknown message");
-	}
-}
-
 static void
 prog_event(struct natt_prog *p, const struct natt_evt *e)
 {
-	char what[96];
-
 	if (e->version != NATT_CTL_VERSION || e->worker >= p->n_workers) {
 		fprintf(stderr, "natt-control: ignoring event version %u type %u from worker %u\n",
 			e->version, e->type, e->worker);
@@ -170,19 +134,15 @@ prog_event(struct natt_prog *p, const struct natt_evt *e)
 	}
 	switch (e->type) {
 	case NATT_EVT_NACK:
-		/* one bad tunnel in a million-tunnel file NACKs on every worker */
-		if (p->n_nacks++ < NATT_PROG_NACK_LINES) {
-			prog_describe(p, e->cookie, what, sizeof(what));
-			fprintf(stderr, "natt-control: worker %u NACK cookie 0x%08x (%s) spi 0x%08x:"
-				" %s (%d)\n", e->worker, e->cookie, what, e->spi,
-				strerror(-e->status), e->status);
-		}
+		p->n_nacks++;
 		/* a NACKed COMMIT is that worker's final answer */
 		if (e->cookie == p->generation && !p->acked[e->worker]) {
 			p->acked[e->worker] = 1;
 			p->ack_status[e->worker] = e->status ? e->status : -EPROTO;
 			p->n_acked++;
 		}
+		if (p->hooks.nack)
+			p->hooks.nack(p->hooks.nack_ctx, e);
 		break;
 	case NATT_EVT_COMMIT_ACK:
 		if (e->cookie != p->generation || p->acked[e->worker]) {
@@ -197,15 +157,9 @@ prog_event(struct natt_prog *p, const struct natt_evt *e)
 			fprintf(stderr, "natt-control: worker %u rejected generation %u: %s (%d)\n",
 				e->worker, e->cookie, strerror(-e->status), e->status);
 		break;
-	case NATT_EVT_SEQ_EXHAUSTED:
-		fprintf(stderr, "natt-control: tunnel %u outbound SA spi 0x%08x used up its"
-			" sequence numbers (worker %u): it sends nothing until rekeyed\n",
-			e->tunnel_id, e->spi, e->worker);
-		break;
 	default:
-		fprintf(stderr, "natt-control: event type %u from worker %u cookie 0x%08x status %d"
-			" spi 0x%08x tunnel %u\n", e->type, e->worker, e->cookie, e->status,
-			e->spi, e->tunnel_id);
+		if (p->hooks.event)
+			p->hooks.event(p->hooks.event_ctx, e);
 		break;
 	}
 }
@@ -296,89 +250,6 @@ prog_msg(struct natt_prog *p, uint16_t type, uint32_t cookie, int *rc)
 	return m;
 }
 
-static void
-prog_fill_iface(struct natt_ctl_iface *m, const struct natt_cfg_iface *ifc)
-{
-	m->port = ifc->port;
-	m->role = ifc->role;
-	m->addr = ifc->addr;
-	memcpy(m->next_hop_mac, ifc->next_hop_mac, sizeof(m->next_hop_mac));
-	m->mtu = ifc->mtu;
-	memcpy(m->name, ifc->name, sizeof(m->name));
-}
-
-static void
-prog_fill_sa(const struct natt_prog *p, struct natt_ctl_sa *m, uint32_t id, uint8_t dir)
-{
-	const struct natt_config *cfg = p->cfg;
-	const struct natt_cfg_tunnel *t = &cfg->tunnels[id];
-	const struct natt_cfg_sa *sa = dir == NATT_DIR_IN ? &t->in : &t->out;
-	const struct natt_ctl_ts *ts = dir == NATT_DIR_IN ? natt_config_remote_ts(cfg, t)
-							  : natt_config_local_ts(cfg, t);
-
-	m->spi = sa->spi;
-	m->tunnel_id = id;
-	m->dir = dir;
-	m->algo = t->algo;
-	m->key_len = t->key_len;
-	m->flags = (t->esn ? NATT_SA_F_ESN : 0) | (dir == NATT_DIR_IN ? NATT_SA_F_RESET_STATS : 0);
-	m->owner = (uint16_t)(id % p->n_workers);
-	m->replay_window = cfg->replay_window;
-	m->remote_addr = t->remote_addr;
-	m->local_addr = cfg->iface[cfg->outside].addr;
-	m->remote_port = htons(t->remote_port);
-	m->local_port = htons(t->local_port);
-	m->n_ts = dir == NATT_DIR_IN ? t->n_remote_ts : t->n_local_ts;
-	memcpy(m->ts, ts, m->n_ts * sizeof(*ts));
-	memcpy(m->key, sa->key, t->key_len);
-	memcpy(m->salt, sa->salt, sizeof(m->salt));
-	memcpy(m->name, t->name, sizeof(m->name));
-}
-
-static int
-prog_send(struct natt_prog *p, const struct natt_config *cfg)
-{
-	struct natt_ctl_msg *m;
-	int rc = NATT_PROG_OK;
-
-	p->if_cookie = p->next_cookie;
-	p->next_cookie += cfg->n_ifaces;
-	p->sa_cookie = p->next_cookie;
-	p->next_cookie += 2 * cfg->n_tunnels;
-	p->route_cookie = p->next_cookie;
-	p->next_cookie += cfg->n_tunnels;
-	p->params_cookie = p->next_cookie++;
-
-	for (uint32_t i = 0; i < cfg->n_ifaces; i++) {
-		if (!(m = prog_msg(p, NATT_CTL_IFACE, p->if_cookie + i, &rc)))
-			return rc;
-		prog_fill_iface(&m->u.iface, &cfg->iface[i]);
-	}
-	if (!(m = prog_msg(p, NATT_CTL_PARAMS, p->params_cookie, &rc)))
-		return rc;
-	m->u.params.mss_clamp = natt_config_mss(cfg);
-	m->u.params.df_mode = cfg->df_mode;
-	m->u.params.icmp_rate = cfg->icmp_rate;
-	for (uint32_t i = 0; i < cfg->n_tunnels; i++) {
-		for (uint8_t dir = NATT_DIR_IN; dir <= NATT_DIR_OUT; dir++) {
-			if (!(m = prog_msg(p, NATT_CTL_SA_ADD, p->sa_cookie + 2 * i + dir, &rc)))
-				return rc;
-			prog_fill_sa(p, &m->u.sa, i, dir);
-		}
-		/* routes after the outbound SA: packets never find a route
-		 * without an SA behind it (NATT_MAX_TS fits one message) */
-		if (!(m = prog_msg(p, NATT_CTL_ROUTE_ADD, p->route_cookie + i, &rc)))
-			return rc;
-		m->u.route.tunnel_id = i;
-		m->u.route.n = cfg->tunnels[i].n_remote_ts;
-		memcpy(m->u.route.pfx, natt_config_remote_ts(cfg, &cfg->tunnels[i]),
-		       m->u.route.n * sizeof(m->u.route.pfx[0]));
-	}
-	if (!(m = prog_msg(p, NATT_CTL_COMMIT, p->generation, &rc)))
-		return rc;
-	return prog_flush(p);
-}
-
 /* Next generation: above what any worker applied, e.g. before our restart. */
 static uint32_t
 prog_next_generation(const struct natt_prog *p)
@@ -413,9 +284,6 @@ prog_await(struct natt_prog *p)
 		}
 		usleep(100);
 	}
-	if (p->n_nacks > NATT_PROG_NACK_LINES)
-		fprintf(stderr, "natt-control: %u NACKs in all, the first %u shown\n", p->n_nacks,
-			NATT_PROG_NACK_LINES);
 	/* a worker queues its NACKs before its ack, so all have been seen
 	 * unless the event ring overflowed; the ack status covers that case */
 	for (uint32_t w = 0; w < p->n_workers; w++)
@@ -424,27 +292,39 @@ prog_await(struct natt_prog *p)
 	return p->n_nacks ? NATT_PROG_REJECTED : NATT_PROG_OK;
 }
 
-int
-natt_prog_apply(struct natt_prog *p, const struct natt_config *cfg, double *elapsed_ms)
+void
+natt_prog_begin(struct natt_prog *p)
 {
-	double t0 = prog_now_ms();
-	int rc;
-
-	p->cfg = cfg;
 	p->generation = prog_next_generation(p);
+	p->n_nacks = 0;
+	p->n_acked = 0;
+	p->n_msgs = 0;
+	p->n_batch = 0;
+	memset(p->acked, 0, sizeof(p->acked));
+	memset(p->ack_status, 0, sizeof(p->ack_status));
+}
+
+struct natt_ctl_msg *
+natt_prog_msg(struct natt_prog *p, uint16_t type, uint32_t cookie, int *rc)
+{
+	p->n_msgs++;
+	return prog_msg(p, type, cookie, rc);
+}
+
+int
+natt_prog_commit(struct natt_prog *p)
+{
+	int rc = NATT_PROG_OK;
+
 	if (p->generation >= NATT_PROG_COOKIE_BASE) {
 		fprintf(stderr, "natt-control: generation %u collides with message cookies\n",
 			p->generation);
 		return NATT_PROG_REJECTED;
 	}
-	p->n_nacks = 0;
-	p->n_acked = 0;
-	memset(p->acked, 0, sizeof(p->acked));
-	memset(p->ack_status, 0, sizeof(p->ack_status));
-
-	rc = prog_send(p, cfg);
+	if (!prog_msg(p, NATT_CTL_COMMIT, p->generation, &rc))
+		return rc;
+	rc = prog_flush(p);
 	if (rc == NATT_PROG_OK)
 		rc = prog_await(p);
-	*elapsed_ms = prog_now_ms() - t0;
 	return rc;
 }

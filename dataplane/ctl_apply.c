@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
@@ -15,18 +16,71 @@
 #include "worker.h"
 
 void
+natt_evt_post(struct natt_worker *w, struct natt_evt *e)
+{
+	e->version = NATT_CTL_VERSION;
+	e->worker = w->id;
+	e->tsc = rte_rdtsc();
+	/* nobody listening must never stall forwarding: count and move on */
+	if (rte_ring_mp_enqueue_elem(w->evt, e, sizeof(*e)) != 0)
+		w->st->counters[NATT_CNT_EVT_LOST]++;
+}
+
+void
 natt_evt_send(struct natt_worker *w, uint16_t type, uint32_t cookie, int status,
 	      uint32_t spi, uint32_t tunnel_id)
 {
 	struct natt_evt e = {
-		.version = NATT_CTL_VERSION, .type = type, .worker = w->id,
-		.cookie = cookie, .status = status, .spi = spi,
+		.type = type, .cookie = cookie, .status = status, .spi = spi,
 		.tunnel_id = tunnel_id,
 	};
 
-	/* nobody listening must never stall forwarding: count and move on */
-	if (rte_ring_mp_enqueue_elem(w->evt, &e, sizeof(e)) != 0)
-		w->st->counters[NATT_CNT_EVT_LOST]++;
+	natt_evt_post(w, &e);
+}
+
+#define IDLE_SCAN_SLICE 256u        /* tunnel ids looked at per scan */
+
+void
+natt_idle_scan(struct natt_worker *w)
+{
+	uint64_t now = w->now;
+
+	if (w->idle_timeout_tsc == 0 || now < w->idle_scan_tsc)
+		return;
+	/* a slice per millisecond: 1M tunnels in about 4 s, a few cache
+	 * lines per millisecond */
+	w->idle_scan_tsc = now + w->tsc_hz / 1000;
+	for (unsigned int k = 0; k < IDLE_SCAN_SLICE; k++) {
+		uint32_t id = w->idle_next_id++;
+		struct natt_tunnel_stats *t;
+		uint64_t last;
+
+		if (id >= w->max_tunnels) {
+			w->idle_next_id = 0;
+			break;
+		}
+		t = natt_stats_tunnel(w->hdr, id);
+		if (t->in_spi == 0 || t->owner != w->id)
+			continue;
+		last = t->last_seen_tsc > t->created_tsc ? t->last_seen_tsc : t->created_tsc;
+		if (t->idle) {
+			if (last == t->idle_mark_tsc)
+				continue;      /* still the same silence */
+			t->idle = 0;           /* traffic again: the next silence counts */
+		}
+		if (now - last > w->idle_timeout_tsc && now > last) {
+			struct natt_evt e = {
+				.type = NATT_EVT_IDLE, .tunnel_id = id, .spi = t->in_spi,
+				.addr = t->remote_addr, .port = t->remote_port,
+				.value = (uint32_t)((now - last) / w->tsc_hz),
+			};
+
+			t->idle = 1;
+			t->idle_mark_tsc = last;
+			w->st->counters[NATT_CNT_IDLE_EVENTS]++;
+			natt_evt_post(w, &e);
+		}
+	}
 }
 
 static int
@@ -65,6 +119,8 @@ apply_params(struct natt_worker *w, const struct natt_ctl_params *m)
 	w->mss_clamp = m->mss_clamp;
 	w->df_mode = m->df_mode;
 	w->icmp_rate = m->icmp_rate;
+	w->idle_timeout_s = m->idle_timeout_s;
+	w->idle_timeout_tsc = (uint64_t)m->idle_timeout_s * w->tsc_hz;
 	return 0;
 }
 
@@ -81,7 +137,7 @@ apply_one(struct natt_worker *w, const struct natt_ctl_msg *m)
 	case NATT_CTL_SA_UPDATE:
 		return natt_sa_update(w, &m->u.sa);
 	case NATT_CTL_SA_DEL:
-		return natt_sa_del(w, m->u.del.spi, m->u.del.dir, m->u.del.tunnel_id);
+		return natt_sa_del(w, &m->u.del);
 	case NATT_CTL_ROUTE_ADD:
 		return natt_route_add(w, &m->u.route);
 	case NATT_CTL_ROUTE_DEL:

@@ -95,6 +95,8 @@ inb_prepare(struct natt_worker *w, unsigned int k)
 		w->op_sa[nops] = sa;
 		w->op_m[nops] = m;
 		w->op_sqn[nops] = sqn;
+		w->op_peer_addr[nops] = md->src_addr;
+		w->op_peer_port[nops] = md->src_port;
 		nops++;
 	}
 	return nops;
@@ -201,6 +203,37 @@ inb_deliver(struct natt_worker *w, struct rte_mbuf *m, struct natt_sa *sa,
 	natt_tx(w, w->inside, m);
 }
 
+/* An authenticated, fresh packet came from another outer address or port
+ * than its SA last saw. If that is also not the tunnel's current mapping
+ * (another SA of the tunnel, e.g. the new one of a rekey, may have seen the
+ * move first), the peer's NAT moved it: record it and tell natt-control,
+ * once per change. Outbound keeps the configured peer (following the
+ * mapping is a policy decision, not made here). */
+static void
+inb_mapping_changed(struct natt_worker *w, struct natt_sa *sa, uint32_t addr, uint16_t port)
+{
+	struct natt_tunnel_stats *t = sa->stats;
+
+	sa->remote_addr = addr;
+	sa->remote_port = port;
+	if (t->remote_addr != addr || t->remote_port != port) {
+		struct natt_evt e = {
+			.type = NATT_EVT_NAT_MAPPING, .spi = sa->spi,
+			.tunnel_id = sa->tunnel_id, .addr = addr, .port = port,
+			.old_addr = t->remote_addr, .old_port = t->remote_port,
+		};
+
+		t->prev_remote_addr = t->remote_addr;
+		t->prev_remote_port = t->remote_port;
+		t->remote_addr = addr;
+		t->remote_port = port;
+		t->mapping_changes++;
+		t->last_mapping_tsc = w->now;
+		w->st->counters[NATT_CNT_NAT_MAPPING]++;
+		natt_evt_post(w, &e);
+	}
+}
+
 /* Phase 3: ICV, replay update, then deliver. */
 static void
 inb_finish(struct natt_worker *w, unsigned int nops)
@@ -226,6 +259,9 @@ inb_finish(struct natt_worker *w, unsigned int nops)
 			natt_drop(w, m, NATT_DROP_REPLAY);
 			continue;
 		}
+		if (unlikely(w->op_peer_addr[i] != sa->remote_addr ||
+			     w->op_peer_port[i] != sa->remote_port))
+			inb_mapping_changed(w, sa, w->op_peer_addr[i], w->op_peer_port[i]);
 		inb_deliver(w, m, sa, op, &acc);
 	}
 	acc_flush(w, &acc);

@@ -26,7 +26,7 @@
 #include <rte_udp.h>
 
 #include "esp.h"
-#include "lpm.h"
+#include <rte_fib.h>
 #include "ipv4.h"
 #include "sa.h"
 #include "worker.h"
@@ -37,7 +37,6 @@
 #define OUT_PUSH (OUT_HDR_LEN - RTE_ETHER_HDR_LEN)
 #define ICMP_HLEN 8
 #define ICMP_MAX_LEN 576        /* RFC 1812 4.3.2.3: error datagram size cap */
-#define LPM_TUNNEL_MASK 0x00ffffffu
 
 /* Outer IPv4 ID, host order */
 static inline uint16_t
@@ -396,13 +395,13 @@ outb_prepare(struct natt_worker *w, unsigned int k)
 {
 	unsigned int nops = 0;
 
-	rte_lpm_lookup_bulk(w->lpm, w->dst_ip, w->next_hop, k);
+	rte_fib_lookup_bulk(w->fib, w->dst_ip, w->next_hop, (int)k);
 	for (unsigned int j = 0; j < k; j++) {
 		struct rte_mbuf *m = w->esp_m[j];
 		struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *,
 								  RTE_ETHER_HDR_LEN);
-		uint32_t tid = w->next_hop[j] & RTE_LPM_LOOKUP_SUCCESS ?
-			w->next_hop[j] & LPM_TUNNEL_MASK : w->default_route;
+		uint32_t tid = w->next_hop[j] != NATT_FIB_NONE ?
+			(uint32_t)w->next_hop[j] : w->default_route;
 		struct natt_sa *sa;
 		uint16_t tot;
 		void *v;
@@ -434,6 +433,14 @@ outb_prepare(struct natt_worker *w, unsigned int k)
 	return nops;
 }
 
+static inline void
+outb_count(struct natt_worker *w, struct natt_sa *sa, uint64_t pkts, uint64_t bytes)
+{
+	sa->stats->out_packets += pkts;
+	sa->stats->out_bytes += bytes;
+	sa->stats->last_out_tsc = w->now;
+}
+
 /* Phase 3: count per tunnel (one write per run of the same SA) and send. */
 static void
 outb_finish(struct natt_worker *w, unsigned int nops)
@@ -443,10 +450,8 @@ outb_finish(struct natt_worker *w, unsigned int nops)
 
 	for (unsigned int i = 0; i < nops; i++) {
 		if (w->op_sa[i] != cur) {
-			if (cur != NULL) {
-				cur->stats->out_packets += pkts;
-				cur->stats->out_bytes += bytes;
-			}
+			if (cur != NULL)
+				outb_count(w, cur, pkts, bytes);
 			cur = w->op_sa[i];
 			pkts = bytes = 0;
 		}
@@ -454,10 +459,8 @@ outb_finish(struct natt_worker *w, unsigned int nops)
 		bytes += w->op_len[i];
 		natt_tx(w, w->outside, w->op_m[i]);
 	}
-	if (cur != NULL) {
-		cur->stats->out_packets += pkts;
-		cur->stats->out_bytes += bytes;
-	}
+	if (cur != NULL)
+		outb_count(w, cur, pkts, bytes);
 	w->st->counters[NATT_CNT_ENCRYPTED] += nops;
 }
 

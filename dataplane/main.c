@@ -5,6 +5,7 @@
  *
  *   natt-dataplane <EAL args> -- [--stats-json FILE] [--exit-after-idle MS]
  *                                [--stats-interval MS] [--max-tunnels N]
+ *                                [--extra-mbufs N]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -27,8 +28,10 @@
 
 #include "natt_ctl.h"
 #include "natt_stats.h"
+#include "natt_journal.h"
 #include "sa.h"
 #include "stats_json.h"
+#include "telemetry.h"
 #include "worker.h"
 
 #define RX_DESC 1024
@@ -40,6 +43,7 @@ struct opts {
 	uint64_t exit_after_idle_ms;
 	uint64_t stats_interval_ms;
 	uint32_t max_tunnels;
+	uint32_t extra_mbufs;     /* for PMDs that hold many, e.g. net_pcap infinite_rx */
 };
 
 struct dataplane {
@@ -49,6 +53,7 @@ struct dataplane {
 	struct rte_mempool *pool;
 	const struct rte_memzone *mz;
 	struct natt_stats_hdr *hdr;
+	struct natt_journal_hdr *journal;
 	struct rte_ring *evt;
 	struct rte_ring *ctl[NATT_MAX_WORKERS];
 	struct rte_ring *handoff[NATT_MAX_WORKERS];
@@ -68,7 +73,7 @@ usage(const char *prog)
 {
 	fprintf(stderr,
 		"usage: %s <EAL args> -- [--stats-json FILE] [--exit-after-idle MS]\n"
-		"          [--stats-interval MS] [--max-tunnels N]\n", prog);
+		"          [--stats-interval MS] [--max-tunnels N] [--extra-mbufs N]\n", prog);
 }
 
 static int
@@ -93,6 +98,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "exit-after-idle", required_argument, NULL, 'i' },
 		{ "stats-interval", required_argument, NULL, 'p' },
 		{ "max-tunnels", required_argument, NULL, 't' },
+		{ "extra-mbufs", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -117,6 +123,11 @@ parse_opts(int argc, char **argv, struct opts *o)
 			if (parse_u64(optarg, 16u << 20, &v) || v == 0)
 				return -1;
 			o->max_tunnels = (uint32_t)v;
+			break;
+		case 'm':
+			if (parse_u64(optarg, 16u << 20, &v))
+				return -1;
+			o->extra_mbufs = (uint32_t)v;
 			break;
 		default:
 			return -1;
@@ -151,6 +162,29 @@ stats_create(struct dataplane *dp)
 	/* last, with release: a reader that sees the magic sees the rest */
 	__atomic_store_n(&h->magic, NATT_STATS_MAGIC, __ATOMIC_RELEASE);
 	dp->hdr = h;
+	return 0;
+}
+
+/* natt-control's record of what it installed (natt_journal.h): ours to
+ * create and zero, natt-control's to write. */
+static int
+journal_create(struct dataplane *dp)
+{
+	size_t sz = natt_journal_size(dp->o.max_tunnels);
+	const struct rte_memzone *mz;
+	struct natt_journal_hdr *j;
+
+	mz = rte_memzone_reserve_aligned(NATT_JOURNAL_MZ, sz, (int)rte_socket_id(), 0,
+					 RTE_CACHE_LINE_SIZE);
+	if (mz == NULL)
+		return -rte_errno;
+	j = mz->addr;
+	memset(j, 0, sz);
+	j->version = NATT_JOURNAL_VERSION;
+	j->max_tunnels = dp->o.max_tunnels;
+	j->n_events = NATT_JOURNAL_EVENTS;
+	__atomic_store_n(&j->magic, NATT_JOURNAL_MAGIC, __ATOMIC_RELEASE);
+	dp->journal = j;
 	return 0;
 }
 
@@ -288,13 +322,16 @@ setup(struct dataplane *dp)
 		return -EINVAL;
 	}
 	n_mbufs = dp->n_ports * dp->n_workers * (RX_DESC + TX_DESC + NATT_MAX_BURST) +
-		  dp->n_workers * (MBUF_CACHE + NATT_HANDOFF_RING_SIZE) + 8192;
+		  dp->n_workers * (MBUF_CACHE + NATT_HANDOFF_RING_SIZE) + 8192 +
+		  dp->o.extra_mbufs;
 	dp->pool = rte_pktmbuf_pool_create("natt_mbuf", n_mbufs, MBUF_CACHE, 0,
 					   RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
 	if (dp->pool == NULL)
 		return -rte_errno;
-	if ((rc = stats_create(dp)) != 0 || (rc = rings_create(dp)) != 0)
+	if ((rc = stats_create(dp)) != 0 || (rc = journal_create(dp)) != 0 ||
+	    (rc = rings_create(dp)) != 0)
 		return rc;
+	natt_telemetry_init(dp->hdr, dp->journal); /* failing only loses telemetry */
 	for (uint16_t p = 0; p < dp->n_ports; p++)
 		if ((rc = port_init(dp, p)) != 0) {
 			fprintf(stderr, "port %u: init failed: %s\n", p, rte_strerror(-rc));

@@ -41,6 +41,7 @@ struct natt_sa {
 	uint32_t outer_sum;              /* outbound: TTL/protocol and addresses of the
 					  * outer IPv4 header, summed (RFC 1071) */
 	uint8_t seq_exhausted;           /* outbound: event sent, SA stopped */
+	uint64_t grace_until;            /* inbound: TSC its rekey grace ends, 0 = live */
 	/* selectors as (addr & mask) == net, network order */
 	uint32_t ts_net[NATT_MAX_TS];
 	uint32_t ts_mask[NATT_MAX_TS];
@@ -48,7 +49,13 @@ struct natt_sa {
 	struct replay_window rw;         /* variable size: must stay last */
 };
 
+/* A hash value for an SA another worker owns:
+ *   epoch << 41 | tunnel id << 17 | owner << 1 | 1
+ * The tunnel id lets an SA_DEL be checked on every worker; the epoch tells an
+ * entry from an earlier one of the same SPI, owner and tunnel (grace timer). */
 #define NATT_SA_REMOTE 1u           /* tag bit of a hash value: not ours */
+#define NATT_SA_TUNNEL_SHIFT 17
+#define NATT_SA_EPOCH_SHIFT 41      /* tunnel ids are below 2^24 */
 
 static inline bool
 natt_sa_is_remote(const void *v)
@@ -60,6 +67,28 @@ static inline uint16_t
 natt_sa_remote_owner(const void *v)
 {
 	return (uint16_t)((uintptr_t)v >> 1);
+}
+
+static inline uint32_t
+natt_sa_remote_tunnel(const void *v)
+{
+	return (uint32_t)((uintptr_t)v >> NATT_SA_TUNNEL_SHIFT) & 0xffffffu;
+}
+
+static inline void *
+natt_sa_remote_tag(uint32_t epoch, uint32_t tunnel_id, uint16_t owner)
+{
+	return (void *)((uintptr_t)(epoch & 0x7fffffu) << NATT_SA_EPOCH_SHIFT |
+			(uintptr_t)tunnel_id << NATT_SA_TUNNEL_SHIFT |
+			(uintptr_t)owner << 1 | NATT_SA_REMOTE);
+}
+
+/* The tunnel an SA (or another worker's SA) belongs to. */
+static inline uint32_t
+natt_sa_tunnel(const void *v)
+{
+	return natt_sa_is_remote(v) ? natt_sa_remote_tunnel(v)
+				    : ((const struct natt_sa *)v)->tunnel_id;
 }
 
 /* Is inner source address src (network order) inside the SA's selectors? */
@@ -107,8 +136,12 @@ void natt_sa_tables_destroy(struct natt_worker *w);
 int natt_sa_add(struct natt_worker *w, const struct natt_ctl_sa *m);
 /** Update peer/selectors/name of an installed SA; keys and window untouched. */
 int natt_sa_update(struct natt_worker *w, const struct natt_ctl_sa *m);
-/** Unpublish an SA, wipe its keys, free it. 0 or -ENOENT. */
-int natt_sa_del(struct natt_worker *w, uint32_t spi, uint8_t dir, uint32_t tunnel_id);
+/** Unpublish an SA, wipe its keys, free it; an inbound SA with grace_ms
+ *  only after that grace (natt_sa_retire_poll). 0 or -ENOENT. */
+int natt_sa_del(struct natt_worker *w, const struct natt_ctl_sa_del *m);
+/** Delete inbound SAs whose rekey grace ended (a few per call). */
+unsigned int natt_sa_retire_poll(struct natt_worker *w, uint64_t now);
+
 
 /** Route a tunnel's remote_ts prefixes to it / remove them. 0 or -errno. */
 int natt_route_add(struct natt_worker *w, const struct natt_ctl_route *r);

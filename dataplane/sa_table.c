@@ -12,9 +12,12 @@
 #include <rte_hash.h>
 #include <rte_hash_crc.h>
 #include <rte_lcore.h>
+#include <rte_cycles.h>
+#include <rte_fib.h>
 #include <rte_malloc.h>
+#include <rte_memzone.h>
+#include <rte_rib.h>
 
-#include "lpm.h"
 #include "sa.h"
 #include "worker.h"
 
@@ -51,24 +54,31 @@ table_create(const char *kind, uint16_t id, uint32_t entries)
 }
 
 /*
- * The outbound LPM: remote_ts prefixes -> tunnel id (24-bit next hop, so up
- * to 16M tunnels). Rules: four per tunnel on average. tbl8 groups: one per
- * /24 that holds a longer prefix; road warriors get /32s out of a few
- * contiguous pools, so max_tunnels / 8 (at least 1024, at most 65536 = 64 MB)
- * covers 1M tunnels numbered out of a /12. The tbl24 is a fixed 64 MB.
+ * The outbound FIB: remote_ts prefixes -> tunnel id. DPDK's rte_fib (DIR-24-8
+ * lookup over a RIB trie) rather than rte_lpm, whose rule table is searched
+ * linearly on every add: a million /32s would take hours to load. Routes:
+ * two per tunnel (natt-control refuses a file with more). tbl8 groups: one
+ * per /24 that holds a longer prefix; road warriors get /32s out of a few
+ * contiguous pools, so max_tunnels / 8 (at least 1024, at most 65536) covers
+ * 1M tunnels numbered out of a /12. The tbl24 is a fixed 64 MB.
  */
-static struct rte_lpm *
-lpm_create(uint16_t id, uint32_t tunnels)
+static struct rte_fib *
+fib_create(uint16_t id, uint32_t tunnels)
 {
-	char name[RTE_LPM_NAMESIZE];
+	char name[RTE_MEMZONE_NAMESIZE];
 	uint32_t tbl8s = tunnels / 8 < 1024 ? 1024 : tunnels / 8;
-	struct rte_lpm_config c = {
-		.max_rules = 4 * (tunnels < 256 ? 256 : tunnels),
-		.number_tbl8s = tbl8s > 65536 ? 65536 : tbl8s,
+	struct rte_fib_conf c = {
+		.type = RTE_FIB_DIR24_8,
+		.default_nh = NATT_FIB_NONE,
+		.max_routes = (int)natt_max_routes(tunnels),
+		.dir24_8 = {
+			.nh_sz = RTE_FIB_DIR24_8_4B,
+			.num_tbl8 = tbl8s > 65536 ? 65536 : tbl8s,
+		},
 	};
 
-	snprintf(name, sizeof(name), "natt_lpm_%u", id);
-	return rte_lpm_create(name, (int)rte_socket_id(), &c);
+	snprintf(name, sizeof(name), "natt_fib_%u", id);
+	return rte_fib_create(name, (int)rte_socket_id(), &c);
 }
 
 int
@@ -76,11 +86,15 @@ natt_sa_tables_create(struct natt_worker *w, uint32_t entries)
 {
 	w->sa_in = table_create("in", w->id, entries);
 	w->sa_out = table_create("out", w->id, entries);
-	w->lpm = lpm_create(w->id, entries);
+	w->fib = fib_create(w->id, entries);
 	w->out = rte_zmalloc_socket("natt_out_slots", (size_t)entries * sizeof(*w->out),
 				    RTE_CACHE_LINE_SIZE, (int)rte_socket_id());
+	w->retire = rte_malloc_socket("natt_retire", (size_t)entries * sizeof(*w->retire),
+				      RTE_CACHE_LINE_SIZE, (int)rte_socket_id());
+	w->retire_cap = entries;
 	w->default_route = UINT32_MAX;
-	if (w->sa_in == NULL || w->sa_out == NULL || w->lpm == NULL || w->out == NULL)
+	if (w->sa_in == NULL || w->sa_out == NULL || w->fib == NULL || w->out == NULL ||
+	    w->retire == NULL)
 		return -ENOMEM;
 	return 0;
 }
@@ -120,17 +134,20 @@ natt_sa_tables_destroy(struct natt_worker *w)
 	table_destroy(w->sa_in);
 	table_destroy(w->sa_out);
 	w->sa_in = w->sa_out = NULL;
-	rte_lpm_free(w->lpm);
-	w->lpm = NULL;
+	rte_fib_free(w->fib);
+	w->fib = NULL;
 	rte_free(w->out);
 	w->out = NULL;
+	rte_free(w->retire);
+	w->retire = NULL;
+	w->n_retire = 0;
 }
 
 static int
 sa_msg_check(const struct natt_worker *w, const struct natt_ctl_sa *m)
 {
 	if (m->spi == 0 || m->dir > NATT_DIR_OUT || m->owner >= w->n_workers ||
-	    m->tunnel_id >= w->max_tunnels || m->n_ts > NATT_MAX_TS ||
+	    m->tunnel_id >= w->max_tunnels || m->tunnel_id > 0xffffffu || m->n_ts > NATT_MAX_TS ||
 	    m->replay_window > NATT_MAX_REPLAY_WINDOW)
 		return -EINVAL;
 	if (!((m->algo == NATT_ALGO_AES_GCM_128 && m->key_len == 16) ||
@@ -164,19 +181,32 @@ sa_set_params(struct natt_sa *sa, const struct natt_ctl_sa *m)
 	}
 }
 
-/* The tunnel's identity in the counters memzone; we own that entry. */
+/* The tunnel's identity in the counters memzone; we own that entry. The
+ * inbound SA's peer address is the tunnel's current NAT mapping; an SA added
+ * by a rekey (keep_mapping) takes the tunnel's instead of the configured one. */
 static void
-tunnel_stats_publish(struct natt_sa *sa, const struct natt_ctl_sa *m, bool reset)
+tunnel_stats_publish(struct natt_sa *sa, const struct natt_ctl_sa *m, bool reset,
+		     bool keep_mapping)
 {
 	struct natt_tunnel_stats *t = sa->stats;
 
-	if (reset)
+	if (reset) {
 		memset(t, 0, sizeof(*t));
-	snprintf(t->name, sizeof(t->name), "%.*s", NATT_NAME_LEN - 1, m->name);
+		t->created_tsc = rte_rdtsc();
+	}
+	memcpy(t->name, m->name, sizeof(t->name) - 1);
+	t->name[sizeof(t->name) - 1] = '\0';
 	if (m->dir == NATT_DIR_IN) {
 		t->in_spi = m->spi;
-		t->remote_addr = m->remote_addr;
-		t->remote_port = m->remote_port;
+		if (keep_mapping && t->remote_addr != 0) {
+			/* a rekey: the peer is where its packets last came from,
+			 * which may not be the configured address any more */
+			sa->remote_addr = t->remote_addr;
+			sa->remote_port = t->remote_port;
+		} else {
+			t->remote_addr = m->remote_addr;
+			t->remote_port = m->remote_port;
+		}
 	} else {
 		t->out_spi = m->spi;
 	}
@@ -225,7 +255,7 @@ natt_sa_add(struct natt_worker *w, const struct natt_ctl_sa *m)
 			return -ENOMEM;
 		v = sa;
 	} else {
-		v = (void *)(((uintptr_t)m->owner << 1) | NATT_SA_REMOTE);
+		v = natt_sa_remote_tag(++w->tag_epoch, m->tunnel_id, m->owner);
 	}
 	rc = rte_hash_add_key_data(h, &m->spi, v);
 	if (rc != 0) {
@@ -234,7 +264,8 @@ natt_sa_add(struct natt_worker *w, const struct natt_ctl_sa *m)
 		return rc;
 	}
 	if (sa != NULL)
-		tunnel_stats_publish(sa, m, m->flags & NATT_SA_F_RESET_STATS);
+		tunnel_stats_publish(sa, m, m->flags & NATT_SA_F_RESET_STATS,
+				     !(m->flags & NATT_SA_F_RESET_STATS));
 	if (m->dir == NATT_DIR_OUT) {
 		/* the newest outbound SA of a tunnel seals its packets: a rekey
 		 * switches over here, the old SA stays until its SA_DEL */
@@ -254,42 +285,127 @@ natt_sa_update(struct natt_worker *w, const struct natt_ctl_sa *m)
 		return rc;
 	if (rte_hash_lookup_data(table_of(w, m->dir), &m->spi, &v) < 0)
 		return -ENOENT;
+	if (natt_sa_tunnel(v) != m->tunnel_id)
+		return -EINVAL;
 	if (natt_sa_is_remote(v))
 		return natt_sa_remote_owner(v) == m->owner ? 0 : -EINVAL;
-	if (((struct natt_sa *)v)->tunnel_id != m->tunnel_id)
-		return -EINVAL;
 	sa_set_params(v, m);
-	tunnel_stats_publish(v, m, false);
+	tunnel_stats_publish(v, m, false, false);  /* the operator's peer wins */
 	return 0;
 }
 
-int
-natt_sa_del(struct natt_worker *w, uint32_t spi, uint8_t dir, uint32_t tunnel_id)
+/* Unpublish the SA behind hash value v, wipe its keys, free it. */
+static void
+sa_remove(struct natt_worker *w, uint32_t spi, uint8_t dir, uint32_t tunnel_id, void *v)
 {
-	struct rte_hash *h = table_of(w, dir);
 	struct natt_sa *sa;
-	void *v;
 
-	if (dir > NATT_DIR_OUT)
-		return -EINVAL;
-	if (rte_hash_lookup_data(h, &spi, &v) < 0)
-		return -ENOENT;
 	/* unpublish first, then wipe: nothing can reach the keys after this */
-	rte_hash_del_key(h, &spi);
+	rte_hash_del_key(table_of(w, dir), &spi);
 	if (dir == NATT_DIR_OUT && tunnel_id < w->max_tunnels &&
 	    w->out[tunnel_id].spi == spi) {
 		w->out[tunnel_id].sa = NULL;   /* the tunnel has no outbound SA now */
 		w->out[tunnel_id].spi = 0;
 	}
 	if (natt_sa_is_remote(v))
-		return 0;
+		return;
 	sa = v;
 	if (dir == NATT_DIR_IN && sa->stats->in_spi == spi)
 		sa->stats->in_spi = 0;
 	else if (dir == NATT_DIR_OUT && sa->stats->out_spi == spi)
 		sa->stats->out_spi = 0;
+	if (dir == NATT_DIR_IN && sa->stats->grace_spi == spi)
+		sa->stats->grace_spi = 0;
 	sa_free(sa);
+}
+
+/* Keep an inbound SA for grace_ms more, then sa_remove() it (rekey: the
+ * peer may still send under the old SPI for a while). */
+static void
+sa_retire(struct natt_worker *w, uint32_t spi, uint32_t tunnel_id, void *v, uint32_t grace_ms)
+{
+	struct natt_retire *r;
+	uint64_t until = rte_rdtsc() + w->tsc_hz * grace_ms / 1000;
+
+	if (w->n_retire == w->retire_cap) {    /* more rekeys in flight than tunnels */
+		sa_remove(w, spi, NATT_DIR_IN, tunnel_id, v);
+		return;
+	}
+	if (!natt_sa_is_remote(v)) {
+		struct natt_sa *sa = v;
+
+		if (sa->grace_until != 0)      /* already retiring: keep its deadline */
+			return;
+		sa->grace_until = until;
+		sa->stats->grace_spi = spi;
+	}
+	r = &w->retire[w->n_retire++];
+	r->spi = spi;
+	r->tunnel_id = tunnel_id;
+	r->v = v;
+	r->until = until;
+}
+
+int
+natt_sa_del(struct natt_worker *w, const struct natt_ctl_sa_del *m)
+{
+	void *v;
+
+	if (m->dir > NATT_DIR_OUT)
+		return -EINVAL;
+	if (rte_hash_lookup_data(table_of(w, m->dir), &m->spi, &v) < 0)
+		return m->flags & NATT_DEL_F_IFPRESENT ? 0 : -ENOENT;
+	/* the SPI belongs to another tunnel now: not the SA meant */
+	if (natt_sa_tunnel(v) != m->tunnel_id)
+		return m->flags & NATT_DEL_F_IFPRESENT ? 0 : -EINVAL;
+	if (m->dir == NATT_DIR_IN && m->grace_ms != 0)
+		sa_retire(w, m->spi, m->tunnel_id, v, m->grace_ms);
+	else
+		sa_remove(w, m->spi, m->dir, m->tunnel_id, v);
 	return 0;
+}
+
+/* Is retire entry r still the SA it was made for? Its SPI may have been
+ * deleted at once since, and even installed again. */
+static bool
+retire_current(struct natt_worker *w, const struct natt_retire *r)
+{
+	void *v;
+
+	if (rte_hash_lookup_data(w->sa_in, &r->spi, &v) < 0 || v != r->v)
+		return false;
+	return natt_sa_is_remote(v) || ((struct natt_sa *)v)->grace_until == r->until;
+}
+
+unsigned int
+natt_sa_retire_poll(struct natt_worker *w, uint64_t now)
+{
+	unsigned int done = 0;
+
+	/* a few entries per loop: the list is short and grace is seconds */
+	for (unsigned int k = 0; k < 4 && w->n_retire != 0; k++) {
+		struct natt_retire *r;
+
+		if (w->retire_next >= w->n_retire)
+			w->retire_next = 0;
+		r = &w->retire[w->retire_next];
+		if (now < r->until) {
+			w->retire_next++;
+			continue;
+		}
+		if (retire_current(w, r)) {
+			bool ours = !natt_sa_is_remote(r->v);
+
+			sa_remove(w, r->spi, NATT_DIR_IN, r->tunnel_id, r->v);
+			if (ours) {
+				w->st->counters[NATT_CNT_SA_EXPIRED]++;
+				natt_evt_send(w, NATT_EVT_SA_EXPIRED, 0, 0, r->spi, r->tunnel_id);
+			}
+			done++;
+		}
+		*r = w->retire[--w->n_retire];  /* swap-remove, look at it next */
+	}
+	return done;
 }
 
 /* ---- outbound routes ---- */
@@ -297,8 +413,7 @@ natt_sa_del(struct natt_worker *w, uint32_t spi, uint8_t dir, uint32_t tunnel_id
 static int
 route_check(const struct natt_worker *w, const struct natt_ctl_route *r)
 {
-	/* rte_lpm next hops are 24 bits */
-	if (r->tunnel_id >= w->max_tunnels || r->tunnel_id > 0xffffffu ||
+	if (r->tunnel_id >= w->max_tunnels || r->tunnel_id >= NATT_FIB_NONE ||
 	    r->n > NATT_CTL_ROUTES_PER_MSG)
 		return -EINVAL;
 	for (unsigned int i = 0; i < r->n; i++)
@@ -311,13 +426,15 @@ route_check(const struct natt_worker *w, const struct natt_ctl_route *r)
 static uint32_t
 route_owner(const struct natt_worker *w, const struct natt_ctl_ts *p)
 {
-	uint32_t nh;
+	struct rte_rib_node *n;
+	uint64_t nh;
 
 	if (p->plen == 0)
 		return w->default_route;
-	if (rte_lpm_is_rule_present(w->lpm, rte_be_to_cpu_32(p->addr), p->plen, &nh) == 1)
-		return nh;
-	return UINT32_MAX;
+	n = rte_rib_lookup_exact(rte_fib_get_rib(w->fib), rte_be_to_cpu_32(p->addr), p->plen);
+	if (n == NULL || rte_rib_get_nh(n, &nh) != 0)
+		return UINT32_MAX;
+	return (uint32_t)nh;
 }
 
 static void
@@ -326,12 +443,13 @@ route_remove(struct natt_worker *w, const struct natt_ctl_ts *p)
 	if (p->plen == 0)
 		w->default_route = UINT32_MAX;
 	else
-		rte_lpm_delete(w->lpm, rte_be_to_cpu_32(p->addr), p->plen);
+		rte_fib_delete(w->fib, rte_be_to_cpu_32(p->addr), p->plen);
 }
 
 int
 natt_route_add(struct natt_worker *w, const struct natt_ctl_route *r)
 {
+	uint8_t added[NATT_CTL_ROUTES_PER_MSG] = { 0 };
 	int rc = route_check(w, r);
 
 	if (rc != 0)
@@ -342,38 +460,78 @@ natt_route_add(struct natt_worker *w, const struct natt_ctl_route *r)
 
 		if (o != UINT32_MAX && o != r->tunnel_id)
 			return -EEXIST;
+		added[i] = o == UINT32_MAX;
 	}
 	for (unsigned int i = 0; i < r->n; i++) {
 		const struct natt_ctl_ts *p = &r->pfx[i];
 
+		if (!added[i])
+			continue;              /* already ours: leave it */
 		if (p->plen == 0) {
 			w->default_route = r->tunnel_id;
 			continue;
 		}
-		rc = rte_lpm_add(w->lpm, rte_be_to_cpu_32(p->addr), p->plen, r->tunnel_id);
+		rc = rte_fib_add(w->fib, rte_be_to_cpu_32(p->addr), p->plen, r->tunnel_id);
 		if (rc != 0) {
-			/* LPM full: take back what this message added */
+			/* FIB full: take back what this message added */
 			while (i-- > 0)
-				route_remove(w, &r->pfx[i]);
+				if (added[i])
+					route_remove(w, &r->pfx[i]);
 			return rc;
 		}
 	}
 	return 0;
 }
 
+/* Every prefix routed to tunnel tid: a walk over the whole RIB, for the
+ * rare case natt-control lost track of what it installed. */
+static void
+route_flush(struct natt_worker *w, uint32_t tid)
+{
+	struct rte_rib *rib = rte_fib_get_rib(w->fib);
+	struct natt_ctl_ts found[64];
+	unsigned int n;
+
+	if (w->default_route == tid)
+		w->default_route = UINT32_MAX;
+	do {
+		struct rte_rib_node *node = NULL;
+
+		n = 0;
+		while (n < RTE_DIM(found) &&
+		       (node = rte_rib_get_nxt(rib, 0, 0, node, RTE_RIB_GET_NXT_ALL)) != NULL) {
+			uint32_t ip;
+			uint64_t nh;
+			uint8_t depth;
+
+			if (rte_rib_get_nh(node, &nh) == 0 && nh == tid &&
+			    rte_rib_get_ip(node, &ip) == 0 && rte_rib_get_depth(node, &depth) == 0)
+				found[n++] = (struct natt_ctl_ts){ .addr = rte_cpu_to_be_32(ip),
+								   .plen = depth };
+		}
+		for (unsigned int i = 0; i < n; i++)
+			route_remove(w, &found[i]);
+	} while (n == RTE_DIM(found));
+}
+
 int
 natt_route_del(struct natt_worker *w, const struct natt_ctl_route *r)
 {
+	bool ifpresent = r->flags & NATT_ROUTE_F_IFPRESENT;
 	int rc = route_check(w, r);
 
 	if (rc != 0)
 		return rc;
+	if (r->flags & NATT_ROUTE_F_FLUSH) {
+		route_flush(w, r->tunnel_id);
+		return 0;
+	}
+	if (!ifpresent)
+		for (unsigned int i = 0; i < r->n; i++)
+			if (route_owner(w, &r->pfx[i]) != r->tunnel_id)
+				return -ENOENT;
 	for (unsigned int i = 0; i < r->n; i++)
-		if (route_owner(w, &r->pfx[i]) != r->tunnel_id)
-			rc = -ENOENT;
-	if (rc != 0)
-		return rc;
-	for (unsigned int i = 0; i < r->n; i++)
-		route_remove(w, &r->pfx[i]);
+		if (!ifpresent || route_owner(w, &r->pfx[i]) == r->tunnel_id)
+			route_remove(w, &r->pfx[i]);
 	return 0;
 }

@@ -8,6 +8,7 @@
 #include <rte_ethdev.h>
 #include <rte_ring.h>
 
+#include "sa.h"
 #include "worker.h"
 
 void
@@ -111,14 +112,19 @@ natt_worker_main(void *arg)
 	struct natt_worker *w = arg;
 
 	while (!w->stop) {
-		natt_ctl_drain(w);
+		unsigned int n_ctl = natt_ctl_drain(w);
+
 		if (unlikely(!w->active)) {
-			rte_delay_us_sleep(100);
+			if (n_ctl == 0)   /* nothing to forward, nothing to apply */
+				rte_delay_us_sleep(100);
 			continue;
 		}
 		w->now = rte_rdtsc();
 		poll_ports(w);
 		tx_flush_all(w);
+		if (unlikely(w->n_retire != 0))
+			natt_sa_retire_poll(w, w->now);
+		natt_idle_scan(w);
 		w->st->counters[NATT_CNT_LOOPS]++;
 	}
 	tx_flush_all(w);

@@ -27,9 +27,12 @@
 #define NATT_FRAG_MAX (4 * NATT_MAX_BURST) /* fragments made per burst */
 /* crypto ops per burst: outbound, fragments take the place of their packet */
 #define NATT_MAX_OPS (NATT_MAX_BURST + NATT_FRAG_MAX)
+/* FIB next hop of an address no prefix covers (DIR24_8 4-byte entries hold
+ * values below 2^31; tunnel ids stay below max_tunnels) */
+#define NATT_FIB_NONE 0x7fffffffu
 
 struct rte_hash;
-struct rte_lpm;
+struct rte_fib;
 struct rte_mempool;
 struct rte_ring;
 
@@ -39,6 +42,14 @@ struct natt_out_slot {
 	void *sa;
 	uint32_t spi;
 	uint32_t pad;
+};
+
+/* An inbound SA in its rekey grace (sa_table.c). */
+struct natt_retire {
+	uint32_t spi;
+	uint32_t tunnel_id;
+	void *v;                      /* its hash value when retired */
+	uint64_t until;               /* TSC */
 };
 
 struct natt_port {
@@ -64,9 +75,18 @@ struct natt_worker {
 	IMB_MGR *mgr;
 	struct rte_hash *sa_in;
 	struct rte_hash *sa_out;
-	struct rte_lpm *lpm;          /* inner destination -> tunnel id */
+	struct rte_fib *fib;          /* inner destination -> tunnel id */
 	struct natt_out_slot *out;    /* [max_tunnels] */
 	uint32_t default_route;       /* tunnel id of a /0 remote_ts, or UINT32_MAX */
+	uint32_t tag_epoch;           /* see NATT_SA_EPOCH_SHIFT */
+	struct natt_retire *retire;   /* [retire_cap] inbound SAs in rekey grace */
+	uint32_t n_retire;
+	uint32_t retire_cap;
+	uint32_t retire_next;         /* next entry the timer looks at */
+	uint32_t idle_timeout_s;      /* 0 = off */
+	uint32_t idle_next_id;        /* next tunnel id the idle scan looks at */
+	uint64_t idle_timeout_tsc;
+	uint64_t idle_scan_tsc;       /* next time the idle scan runs */
 	uint16_t inner_mtu;           /* largest inner packet that fits the outside MTU */
 	uint16_t mss_clamp;           /* 0 = off */
 	uint8_t df_mode;              /* enum natt_df_mode */
@@ -94,10 +114,12 @@ struct natt_worker {
 	struct natt_sa *op_sa[NATT_MAX_OPS];
 	struct rte_mbuf *op_m[NATT_MAX_OPS];
 	uint64_t op_sqn[NATT_MAX_OPS];
+	uint32_t op_peer_addr[NATT_MAX_BURST]; /* inbound: outer source */
+	uint16_t op_peer_port[NATT_MAX_BURST];
 	uint16_t op_len[NATT_MAX_OPS];     /* outbound: inner bytes */
 	struct natt_gcm_op ops[NATT_MAX_OPS];
 	uint32_t dst_ip[NATT_MAX_BURST];   /* outbound: host order, for the LPM */
-	uint32_t next_hop[NATT_MAX_BURST];
+	uint64_t next_hop[NATT_MAX_BURST]; /* FIB answers: tunnel id or NATT_FIB_NONE */
 
 	volatile bool stop __rte_cache_aligned; /* set by the main lcore */
 } __rte_cache_aligned;
@@ -151,9 +173,16 @@ void natt_inbound(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n);
 /** Outbound: clear IPv4 frames from the inside port. Consumes all. */
 void natt_outbound(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n);
 
-/** Post an event for natt-control (never blocks; counted if lost). */
+/** Post an event for natt-control (never blocks; counted if lost). Fills
+ *  version, worker and tsc. */
+void natt_evt_post(struct natt_worker *w, struct natt_evt *e);
+/** natt_evt_post() of the common fields. */
 void natt_evt_send(struct natt_worker *w, uint16_t type, uint32_t cookie,
 		   int status, uint32_t spi, uint32_t tunnel_id);
+
+/** Raise NATT_EVT_IDLE for tunnels we own that saw nothing for
+ *  idle_timeout_s; looks at a slice of the tunnels per call. */
+void natt_idle_scan(struct natt_worker *w);
 
 /** Apply up to NATT_CTL_BUDGET control messages; returns how many. */
 unsigned int natt_ctl_drain(struct natt_worker *w);

@@ -53,18 +53,40 @@
  * is refused (-EEXIST). PARAMS sets the dataplane-wide knobs (MSS clamp, outer
  * DF policy, ICMP rate).
  *
- * Events besides acks: NATT_EVT_SEQ_EXHAUSTED, once per outbound SA whose
- * sequence counter reached its end (2^32 - 1 without ESN): the SA sends
- * nothing more (an IV is never reused) until it is replaced by a rekey.
+ * Rekey grace: an SA_DEL of an inbound SA with grace_ms != 0 does not delete
+ * it at once. The SA keeps authenticating packets (with its own replay
+ * window) for grace_ms, then each worker deletes its entry by itself, wipes
+ * the keys and the owner posts NATT_EVT_SA_EXPIRED. natt-control installs the
+ * new inbound SA first, so packets the peer sent under the old SPI before it
+ * switched are not lost. An SA_DEL without grace of an SPI in grace deletes
+ * it now. Flag NATT_DEL_F_IFPRESENT (SA_DEL) and NATT_ROUTE_F_IFPRESENT
+ * (ROUTE_DEL) make deleting something absent a success: natt-control uses
+ * them when it converges to a dataplane whose state it does not fully know,
+ * and NATT_ROUTE_F_FLUSH to drop every route of a tunnel it lost track of.
+ *
+ * Events besides acks (all from the SA's owner):
+ *   NATT_EVT_SEQ_EXHAUSTED  once per outbound SA whose sequence counter reached
+ *       its end (2^32 - 1 without ESN): the SA sends nothing more (an IV is
+ *       never reused) until it is replaced by a rekey.
+ *   NATT_EVT_NAT_MAPPING  a packet that authenticated and passed the replay
+ *       check came from another outer address/port than the tunnel's current
+ *       one (addr/port new, old_addr/old_port before; network order). Once
+ *       per change.
+ *   NATT_EVT_IDLE  no authenticated inbound packet for idle_timeout_s (PARAMS,
+ *       0 = off); once per idle period. value = seconds since the last one
+ *       (or since the tunnel was installed).
+ *   NATT_EVT_SA_EXPIRED  an inbound SA's rekey grace ended; it is gone.
  *
  * Version history: 1 - first version. 2 - ROUTE_ADD/DEL, PARAMS, SEQ_EXHAUSTED.
+ * 3 - SA_DEL grace and flags, ROUTE_DEL flags, PARAMS idle_timeout_s, events
+ * NAT_MAPPING, IDLE, SA_EXPIRED with addresses and a timestamp.
  */
 #ifndef NATT_CTL_H
 #define NATT_CTL_H
 
 #include <stdint.h>
 
-#define NATT_CTL_VERSION 2
+#define NATT_CTL_VERSION 3
 
 #define NATT_CTL_RING_FMT "natt_ctl_%u"
 #define NATT_EVT_RING "natt_evt"
@@ -163,11 +185,15 @@ struct natt_ctl_sa {
 	struct natt_ctl_ts ts[NATT_MAX_TS];
 };
 
+#define NATT_DEL_F_IFPRESENT 0x1     /* absent is not an error */
+
 struct natt_ctl_sa_del {
 	uint32_t spi;
 	uint8_t dir;
-	uint8_t pad[3];
+	uint8_t flags;           /* NATT_DEL_F_* */
+	uint8_t pad[2];
 	uint32_t tunnel_id;      /* the SA's tunnel */
+	uint32_t grace_ms;       /* inbound only: keep accepting it this long */
 };
 
 /* Largest inner IPv4 packet whose ESP-in-UDP encapsulation (AES-GCM) fits
@@ -185,11 +211,25 @@ natt_inner_mtu(uint16_t mtu)
 
 #define NATT_CTL_ROUTES_PER_MSG 28
 
+/* Prefixes every worker's FIB holds when started with max_tunnels: two per
+ * tunnel on average. natt-control refuses a configuration with more. */
+static inline uint32_t
+natt_max_routes(uint32_t max_tunnels)
+{
+	return max_tunnels < 2048 ? 4096 : 2 * max_tunnels;
+}
+
+#define NATT_ROUTE_F_IFPRESENT 0x1   /* ROUTE_DEL: skip prefixes the tunnel
+				      * does not hold instead of refusing */
+#define NATT_ROUTE_F_FLUSH 0x2       /* ROUTE_DEL: every prefix of the tunnel,
+				      * pfx[] unused (walks the whole table) */
+
 /* Inner destination prefixes routed into tunnel tunnel_id (its remote_ts). */
 struct natt_ctl_route {
 	uint32_t tunnel_id;
 	uint8_t n;               /* prefixes used in pfx[] */
-	uint8_t pad[3];
+	uint8_t flags;           /* NATT_ROUTE_F_* */
+	uint8_t pad[2];
 	struct natt_ctl_ts pfx[NATT_CTL_ROUTES_PER_MSG];
 };
 
@@ -198,6 +238,7 @@ struct natt_ctl_params {
 	uint8_t df_mode;         /* enum natt_df_mode */
 	uint8_t pad;
 	uint32_t icmp_rate;      /* ICMP frag-needed per second per worker, 0 = none */
+	uint32_t idle_timeout_s; /* NATT_EVT_IDLE after this long, 0 = off */
 };
 
 #define NATT_CTL_MSG_SIZE 256
@@ -227,6 +268,9 @@ enum natt_evt_type {
 	NATT_EVT_NACK = 1,
 	NATT_EVT_COMMIT_ACK = 2,
 	NATT_EVT_SEQ_EXHAUSTED = 3, /* spi, tunnel_id: outbound SA stopped */
+	NATT_EVT_NAT_MAPPING = 4,   /* spi, tunnel_id, addr/port, old_addr/old_port */
+	NATT_EVT_IDLE = 5,          /* tunnel_id, value = idle seconds */
+	NATT_EVT_SA_EXPIRED = 6,    /* spi, tunnel_id: grace over, SA deleted */
 };
 
 struct natt_evt {
@@ -238,7 +282,13 @@ struct natt_evt {
 	int32_t status;     /* 0 or negative errno */
 	uint32_t spi;       /* for NACKs of SA messages */
 	uint32_t tunnel_id;
-	uint8_t reserved[40];
+	uint64_t tsc;       /* dataplane TSC when it happened (natt_stats.h) */
+	uint32_t addr;      /* network order */
+	uint32_t old_addr;
+	uint16_t port;      /* network order */
+	uint16_t old_port;
+	uint32_t value;
+	uint8_t reserved[16];
 };
 
 _Static_assert(sizeof(struct natt_evt) == 64, "event element size is part of the contract");

@@ -30,7 +30,7 @@
 #include "natt_drop.h"
 
 #define NATT_STATS_MAGIC 0x4e415454u /* "NATT" */
-#define NATT_STATS_VERSION 2
+#define NATT_STATS_VERSION 3
 #define NATT_CACHE_LINE 64
 
 /* _(ENUM, "name") - per-worker good-path counters */
@@ -47,6 +47,9 @@
 	_(ICMP_TOO_BIG, "icmp_too_big_sent")                                   \
 	_(ICMP_LIMITED, "icmp_rate_limited")                                   \
 	_(ICMP_SUPPRESSED, "icmp_suppressed")                                  \
+	_(NAT_MAPPING, "nat_mapping_changes")                                  \
+	_(IDLE_EVENTS, "idle_events")                                          \
+	_(SA_EXPIRED, "grace_sa_expired")                                      \
 	_(HANDOFF_OUT, "handoff_out")                                          \
 	_(HANDOFF_IN, "handoff_in")                                            \
 	_(CTL_MSGS, "ctl_messages")                                            \
@@ -87,7 +90,8 @@ struct natt_worker_stats {
 	uint8_t active;         /* 1 once the first COMMIT was applied */
 } __attribute__((aligned(NATT_CACHE_LINE)));
 
-/* One per tunnel id; 2 cache lines. Valid when in_spi or out_spi != 0. */
+/* One per tunnel id; 3 cache lines, written by the tunnel's owner only.
+ * Valid when in_spi or out_spi != 0. */
 struct natt_tunnel_stats {
 	uint64_t in_packets;
 	uint64_t in_bytes;       /* inner IPv4 bytes delivered */
@@ -101,14 +105,27 @@ struct natt_tunnel_stats {
 	char name[NATT_NAME_LEN];
 	uint32_t in_spi;
 	uint32_t out_spi;
-	uint32_t remote_addr;    /* network order */
+	uint32_t remote_addr;    /* current peer mapping, network order */
 	uint16_t remote_port;    /* network order */
 	uint16_t owner;
-	uint64_t pad[2];
+	uint64_t created_tsc;    /* when the tunnel id was (re)installed */
+	uint64_t last_out_tsc;   /* last packet sealed, 0 = never */
+	/* third line: NAT and liveness */
+	uint32_t prev_remote_addr;  /* mapping before the last change */
+	uint16_t prev_remote_port;
+	uint8_t idle;               /* 1 while an IDLE event stands */
+	uint8_t pad8;
+	uint32_t mapping_changes;
+	uint32_t grace_spi;         /* old inbound SPI still accepted, 0 = none */
+	uint64_t last_mapping_tsc;  /* when the mapping last changed */
+	uint64_t idle_mark_tsc;     /* last_seen (or created) when IDLE was raised */
+	uint64_t keepalives;        /* NAT keepalives received */
+	uint64_t last_keepalive_tsc;
+	uint64_t reserved[2];
 } __attribute__((aligned(NATT_CACHE_LINE)));
 
-_Static_assert(sizeof(struct natt_tunnel_stats) == 2 * NATT_CACHE_LINE,
-	       "tunnel counters are two cache lines");
+_Static_assert(sizeof(struct natt_tunnel_stats) == 3 * NATT_CACHE_LINE,
+	       "tunnel counters are three cache lines");
 
 struct natt_stats_hdr {
 	uint32_t magic;          /* NATT_STATS_MAGIC */

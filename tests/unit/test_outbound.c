@@ -343,7 +343,7 @@ test_routes(void)
 			const uint8_t *, 45)[0] == 0x01, "then 10.50.20.9 falls to tunnel 1");
 	tw_tx_discard(w);
 	/* an outbound SA deleted: its routes lead nowhere, counted no_route */
-	CHECK(natt_sa_del(w, 0x2001, NATT_DIR_OUT, 1) == 0, "delete tunnel 1's SA");
+	CHECK(natt_sa_del(w, &(struct natt_ctl_sa_del){ .spi = 0x2001, .dir = NATT_DIR_OUT, .tunnel_id = 1 }) == 0, "delete tunnel 1's SA");
 	CHECK(tw_outbound_one(w, inner_frame("10.50.21.9", 60, false, NULL, 0)) ==
 	      NATT_DROP_NO_ROUTE, "route without SA: no_route");
 	r.pfx[0].plen = 33;

@@ -131,7 +131,7 @@ esp_level(struct natt_worker *w, struct rte_mempool *mp, const struct vec *v)
 		sa->rw.top = (((uint64_t)v->seq_high << 32) | seq) - 1;
 	check(tw_inbound_one(w, tw_frame(mp, v->packet, v->packet_len)) == NATT_DROP_BAD_INNER,
 	      v->num, "authenticates through inbound (then bad_inner: next header 1)");
-	natt_sa_del(w, ntohl(spi), NATT_DIR_IN, 0);
+	natt_sa_del(w, &(struct natt_ctl_sa_del){ .spi = ntohl(spi), .dir = NATT_DIR_IN, .tunnel_id = 0 });
 
 	memcpy(pkt, v->packet, v->packet_len);
 	pkt[v->packet_len - 1] ^= 1;
@@ -140,7 +140,7 @@ esp_level(struct natt_worker *w, struct rte_mempool *mp, const struct vec *v)
 		sa->rw.top = (((uint64_t)v->seq_high << 32) | seq) - 1;
 	check(sa != NULL && tw_inbound_one(w, tw_frame(mp, pkt, v->packet_len)) ==
 	      NATT_DROP_AUTH_FAILED, v->num, "one-bit ICV change is auth_failed");
-	natt_sa_del(w, ntohl(spi), NATT_DIR_IN, 0);
+	natt_sa_del(w, &(struct natt_ctl_sa_del){ .spi = ntohl(spi), .dir = NATT_DIR_IN, .tunnel_id = 0 });
 
 	if (v->esn) {
 		int want = seq == 0 ? NATT_DROP_REPLAY : NATT_DROP_AUTH_FAILED;
@@ -150,7 +150,7 @@ esp_level(struct natt_worker *w, struct rte_mempool *mp, const struct vec *v)
 			 natt_drop_name((unsigned int)want));
 		check(tw_inbound_one(w, tw_frame(mp, v->packet, v->packet_len)) == want,
 		      v->num, what);
-		natt_sa_del(w, ntohl(spi), NATT_DIR_IN, 0);
+		natt_sa_del(w, &(struct natt_ctl_sa_del){ .spi = ntohl(spi), .dir = NATT_DIR_IN, .tunnel_id = 0 });
 	}
 }
 
