@@ -255,6 +255,21 @@ reload_failed(struct ctl *c, enum natt_reload_status st, const char *why)
 	journal_note(c, NATT_JEVT_RELOAD_FAILED, 0, st);
 }
 
+/* While workers forward, a reload must not take their cores: the file is
+ * then parsed on our own thread only (config.c's helper threads are not
+ * pinned). Before the first COMMIT the workers sleep, and the parse may use
+ * every CPU. */
+static const struct natt_config_opts *
+parse_opts(const struct ctl *c)
+{
+	static const struct natt_config_opts alone = { .threads = 1 };
+
+	for (uint32_t w = 0; w < c->prog.n_workers; w++)
+		if (__atomic_load_n(&natt_stats_worker(c->prog.hdr, w)->active, __ATOMIC_RELAXED))
+			return &alone;
+	return NULL;
+}
+
 /* Read, validate, converge. Returns enum natt_prog_status. */
 static int
 reload(struct ctl *c, bool first)
@@ -267,7 +282,7 @@ reload(struct ctl *c, bool first)
 	int rc;
 
 	j->last_attempt_ns = natt_rec_now_ns();
-	if (natt_config_load(c->path, &cfg, err, sizeof(err)) < 0 ||
+	if (natt_config_load_opts(c->path, &cfg, err, sizeof(err), parse_opts(c)) < 0 ||
 	    natt_rec_check(&c->rec, &cfg, c->path, err, sizeof(err)) < 0) {
 		fprintf(stderr, "natt-control: %s refused, running configuration kept: %s\n",
 			first ? "configuration" : "reload", err);

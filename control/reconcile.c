@@ -274,8 +274,9 @@ natt_rec_attach(struct natt_rec *r, struct natt_prog *p)
 	r->id_of = malloc((size_t)n * sizeof(*r->id_of));
 	r->act = malloc(n);
 	r->failed = calloc(n, 1);
+	r->prior = calloc(n, 1);
 	r->next = malloc((size_t)n * sizeof(*r->next));
-	if (!r->cfg_of || !r->id_of || !r->act || !r->failed || !r->next) {
+	if (!r->cfg_of || !r->id_of || !r->act || !r->failed || !r->prior || !r->next) {
 		fprintf(stderr, "natt-control: out of memory for %u tunnels\n", n);
 		natt_rec_detach(r);
 		return -1;
@@ -293,9 +294,10 @@ natt_rec_detach(struct natt_rec *r)
 	free(r->id_of);
 	free(r->act);
 	free(r->failed);
+	free(r->prior);
 	free(r->next);
 	r->cfg_of = r->id_of = NULL;
-	r->act = r->failed = NULL;
+	r->act = r->failed = r->prior = NULL;
 	r->next = NULL;
 }
 
@@ -407,7 +409,7 @@ send_sa(struct rec_run *x, uint32_t k, uint8_t dir, uint16_t type, bool reset)
 	m->key_len = t->key_len;
 	m->flags = (t->esn ? NATT_SA_F_ESN : 0) | (reset ? NATT_SA_F_RESET_STATS : 0);
 	m->owner = (uint16_t)(id % x->r->prog->n_workers);
-	m->replay_window = cfg->replay_window;
+	m->replay_window = dir == NATT_DIR_IN ? cfg->replay_window : 0; /* out: no window */
 	m->remote_addr = t->remote_addr;
 	m->local_addr = cfg->iface[cfg->outside].addr;
 	m->remote_port = htons(t->remote_port);
@@ -460,11 +462,13 @@ pfx_in(const struct natt_ctl_ts *set, unsigned int n, const struct natt_ctl_ts *
 	return false;
 }
 
-/* Everything the journal says tunnel id may hold, gone (IFPRESENT). */
+/* Everything the journal says tunnel id may hold, gone (IFPRESENT). Its
+ * state before this reload tells whether we know its routes; this reload
+ * marked it dirty only for the case we die while sending. */
 static void
 send_forget(struct rec_run *x, uint32_t id, const struct natt_journal_tunnel *o)
 {
-	if (o->state == NATT_JT_DIRTY) {
+	if (x->r->prior[id] == NATT_JT_DIRTY) {
 		/* a change was in flight: old or new SPIs, old or new routes */
 		send_routes(x, NATT_CTL_ROUTE_DEL, id, NULL, 0, NATT_ROUTE_F_FLUSH);
 		for (uint8_t dir = NATT_DIR_IN; dir <= NATT_DIR_OUT; dir++)
@@ -762,6 +766,8 @@ natt_rec_apply(struct natt_rec *r, const struct natt_config *cfg,
 	for (uint32_t id = 0; id < r->max_tunnels; id++) {
 		struct natt_journal_tunnel *o = natt_journal_tunnel(j, id);
 		uint32_t k = r->cfg_of[id];
+
+		r->prior[id] = o->state;
 
 		if (k == UINT32_MAX) {
 			if (o->state == NATT_JT_LIVE) {   /* being removed */

@@ -57,6 +57,7 @@ struct natt_rec {
 	uint32_t *id_of;         /* index in the file -> tunnel id */
 	uint8_t *act;            /* index in the file -> REC_* action bits */
 	uint8_t *failed;         /* tunnel id -> a worker NACKed one of its messages */
+	uint8_t *prior;          /* tunnel id -> journal state before this reload */
 	struct natt_journal_tunnel *next; /* index in the file -> its new journal entry */
 	uint32_t grace_ms;
 	bool own;                /* we hold the journal (writer_pid) */
