@@ -68,6 +68,9 @@ inb_prepare(struct natt_worker *w, unsigned int k)
 	uint64_t hits = 0;
 
 	rte_hash_lookup_bulk_data(w->sa_in, w->spi_key, k, &hits, w->sa_v);
+	for (unsigned int j = 0; j < k; j++)
+		if ((hits >> j) & 1 && !natt_sa_is_remote(w->sa_v[j]))
+			natt_sa_prefetch(w->sa_v[j]);
 	for (unsigned int j = 0; j < k; j++) {
 		struct rte_mbuf *m = w->esp_m[j];
 		const struct natt_esp_meta *md = &w->meta[j];
@@ -83,6 +86,7 @@ inb_prepare(struct natt_worker *w, unsigned int k)
 			continue;
 		}
 		sa = w->sa_v[j];
+		rte_prefetch0(sa->stats);    /* written in phase 3 */
 		if (unlikely(replay_check(&sa->rw, md->seq, &sqn) != REPLAY_OK)) {
 			sa->stats->replay++;
 			natt_drop(w, m, NATT_DROP_REPLAY);

@@ -396,12 +396,27 @@ outb_prepare(struct natt_worker *w, unsigned int k)
 	unsigned int nops = 0;
 
 	rte_fib_lookup_bulk(w->fib, w->dst_ip, w->next_hop, (int)k);
+	/* tunnel ids, then their slots and SAs asked for a burst ahead (many
+	 * tunnels: overlap the cache misses, see natt_sa_prefetch) */
+	for (unsigned int j = 0; j < k; j++) {
+		uint64_t tid = w->next_hop[j] != NATT_FIB_NONE ? w->next_hop[j] : w->default_route;
+
+		w->next_hop[j] = tid;
+		if (tid < w->max_tunnels)
+			rte_prefetch0(&w->out[tid]);
+	}
+	for (unsigned int j = 0; j < k; j++) {
+		void *v;
+
+		if (w->next_hop[j] < w->max_tunnels && (v = w->out[w->next_hop[j]].sa) != NULL &&
+		    !natt_sa_is_remote(v))
+			natt_sa_prefetch(v);
+	}
 	for (unsigned int j = 0; j < k; j++) {
 		struct rte_mbuf *m = w->esp_m[j];
 		struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *,
 								  RTE_ETHER_HDR_LEN);
-		uint32_t tid = w->next_hop[j] != NATT_FIB_NONE ?
-			(uint32_t)w->next_hop[j] : w->default_route;
+		uint32_t tid = (uint32_t)w->next_hop[j];
 		struct natt_sa *sa;
 		uint16_t tot;
 		void *v;
@@ -415,6 +430,7 @@ outb_prepare(struct natt_worker *w, unsigned int k)
 			continue;
 		}
 		sa = v;
+		rte_prefetch0(sa->stats);    /* written in phase 3 */
 		if (unlikely(!natt_sa_ts_match(sa, ip->src_addr))) {
 			sa->stats->policy++;
 			natt_drop(w, m, NATT_DROP_POLICY);
