@@ -225,7 +225,7 @@ tel_ports(const char *cmd, const char *params, struct rte_tel_data *d)
 {
 	struct natt_stats_hdr *h = tel_h;
 	struct natt_worker_stats sum;
-	char key[8];
+	char key[12];          /* a port number as text */
 
 	RTE_SET_USED(cmd);
 	RTE_SET_USED(params);
