@@ -455,7 +455,9 @@ main(int argc, char **argv)
 
 	ret = rte_eal_init(argc, argv);
 	if (ret < 0) {
-		fprintf(stderr, "natt-control: cannot initialise EAL: %s\n", rte_strerror(rte_errno));
+		/* a secondary with no primary under that prefix fails with errno 0 */
+		fprintf(stderr, "natt-control: cannot initialise EAL: %s\n", rte_errno ?
+			rte_strerror(rte_errno) : "is natt-dataplane running with this --file-prefix?");
 		return show ? NATT_SHOW_NOATTACH : NATT_PROG_REJECTED;
 	}
 	argc -= ret;
