@@ -291,28 +291,6 @@ drops_total(const struct natt_worker_stats *ws)
 	return d;
 }
 
-static void
-workers_sum(struct natt_stats_hdr *h, struct natt_worker_stats *sum)
-{
-	memset(sum, 0, sizeof(*sum));
-	for (uint32_t w = 0; w < h->n_workers; w++) {
-		const struct natt_worker_stats *s = natt_stats_worker(h, w);
-
-		for (unsigned int i = 0; i < NATT_DROP_MAX; i++)
-			sum->drops[i] += s->drops[i];
-		for (unsigned int i = 0; i < NATT_CNT_MAX; i++)
-			sum->counters[i] += s->counters[i];
-		for (unsigned int p = 0; p < NATT_MAX_PORTS; p++) {
-			sum->port[p].rx_packets += s->port[p].rx_packets;
-			sum->port[p].rx_bytes += s->port[p].rx_bytes;
-			sum->port[p].tx_packets += s->port[p].tx_packets;
-			sum->port[p].tx_bytes += s->port[p].tx_bytes;
-		}
-		if (s->last_rx_tsc > sum->last_rx_tsc)
-			sum->last_rx_tsc = s->last_rx_tsc;
-	}
-}
-
 /* The generation every worker has applied. */
 static uint64_t
 workers_generation(struct natt_stats_hdr *h)
@@ -789,7 +767,7 @@ text_stats(const struct show *s)
 	FILE *f = s->out;
 	uint32_t active = 0;
 
-	workers_sum(h, &sum);
+	natt_stats_sum(h, &sum);
 	for (uint32_t w = 0; w < h->n_workers; w++)
 		active += natt_stats_worker(h, w)->active != 0;
 	fprintf(f, "natt-dataplane up %s, since %s\n",
@@ -875,7 +853,7 @@ json_stats(const struct show *s)
 	struct natt_worker_stats sum;
 	FILE *f = s->out;
 
-	workers_sum(h, &sum);
+	natt_stats_sum(h, &sum);
 	fprintf(f, "{\"version\": %u, \"uptime_s\": %.3f", h->version,
 		tsc_ago(&s->clk, h->start_tsc));
 	json_unix(f, "start_unix", h->start_unix_ns);
@@ -917,7 +895,7 @@ text_drops(const struct show *s)
 	uint64_t errors = 0, consumed = 0;
 	FILE *f = s->out;
 
-	workers_sum(h, &sum);
+	natt_stats_sum(h, &sum);
 	fprintf(f, "%-14s %16s  %s\n", "REASON", "TOTAL", "MEANING");
 	for (unsigned int r = 0; r < NATT_DROP_MAX; r++) {
 		bool err = NATT_DROP_IS_ERROR(r);
@@ -951,7 +929,7 @@ json_drops(const struct show *s)
 	uint64_t errors = 0, consumed = 0;
 	FILE *f = s->out;
 
-	workers_sum(h, &sum);
+	natt_stats_sum(h, &sum);
 	fprintf(f, "{\"drops\": {");
 	for (unsigned int r = 0; r < NATT_DROP_MAX; r++) {
 		fprintf(f, "%s\"%s\": %" PRIu64, r ? ", " : "", natt_drop_name(r), sum.drops[r]);
@@ -1259,7 +1237,7 @@ prom_write(FILE *f, const struct show *s, bool tunnels)
 	struct natt_worker_stats sum;
 	char name[96], help[160];
 
-	workers_sum(h, &sum);
+	natt_stats_sum(h, &sum);
 	prom_gauge(f, "natt_start_time_seconds", "Unix time natt-dataplane started",
 		   h->start_unix_ns / 1e9);
 	prom_gauge(f, "natt_uptime_seconds", "Seconds since natt-dataplane started",

@@ -9,28 +9,6 @@
 
 #include "stats_json.h"
 
-void
-natt_stats_sum(struct natt_stats_hdr *h, struct natt_worker_stats *sum)
-{
-	memset(sum, 0, sizeof(*sum));
-	for (uint32_t w = 0; w < h->n_workers; w++) {
-		const struct natt_worker_stats *s = natt_stats_worker(h, w);
-
-		for (unsigned int i = 0; i < NATT_DROP_MAX; i++)
-			sum->drops[i] += s->drops[i];
-		for (unsigned int i = 0; i < NATT_CNT_MAX; i++)
-			sum->counters[i] += s->counters[i];
-		for (unsigned int p = 0; p < NATT_MAX_PORTS; p++) {
-			sum->port[p].rx_packets += s->port[p].rx_packets;
-			sum->port[p].rx_bytes += s->port[p].rx_bytes;
-			sum->port[p].tx_packets += s->port[p].tx_packets;
-			sum->port[p].tx_bytes += s->port[p].tx_bytes;
-		}
-		if (s->last_rx_tsc > sum->last_rx_tsc)
-			sum->last_rx_tsc = s->last_rx_tsc;
-	}
-}
-
 static void
 json_blocks(FILE *f, const struct natt_worker_stats *s)
 {

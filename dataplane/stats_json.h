@@ -15,7 +15,4 @@ void natt_stats_json(FILE *f, struct natt_stats_hdr *h);
 void natt_stats_print(FILE *f, struct natt_stats_hdr *h,
 		      struct natt_worker_stats *prev, double interval);
 
-/** Sum the per-worker blocks into *sum. */
-void natt_stats_sum(struct natt_stats_hdr *h, struct natt_worker_stats *sum);
-
 #endif

@@ -75,26 +75,6 @@ tel_unix_ms(const struct natt_stats_hdr *h, uint64_t t)
 	return h->start_unix_ns / 1000000 + tel_ms(h, t > h->start_tsc ? t - h->start_tsc : 0);
 }
 
-static void
-tel_sum(struct natt_stats_hdr *h, struct natt_worker_stats *sum)
-{
-	memset(sum, 0, sizeof(*sum));
-	for (uint32_t w = 0; w < h->n_workers; w++) {
-		const struct natt_worker_stats *s = natt_stats_worker(h, w);
-
-		for (unsigned int i = 0; i < NATT_DROP_MAX; i++)
-			sum->drops[i] += s->drops[i];
-		for (unsigned int i = 0; i < NATT_CNT_MAX; i++)
-			sum->counters[i] += s->counters[i];
-		for (unsigned int p = 0; p < NATT_MAX_PORTS; p++) {
-			sum->port[p].rx_packets += s->port[p].rx_packets;
-			sum->port[p].rx_bytes += s->port[p].rx_bytes;
-			sum->port[p].tx_packets += s->port[p].tx_packets;
-			sum->port[p].tx_bytes += s->port[p].tx_bytes;
-		}
-	}
-}
-
 static bool
 tel_tunnel_live(const struct natt_tunnel_stats *t)
 {
@@ -163,7 +143,7 @@ tel_stats(const char *cmd, const char *params, struct rte_tel_data *d)
 
 	RTE_SET_USED(cmd);
 	RTE_SET_USED(params);
-	tel_sum(h, &sum);
+	natt_stats_sum(h, &sum);
 	for (uint32_t w = 0; w < h->n_workers; w++)
 		gen = RTE_MIN(gen, natt_stats_worker(h, w)->generation);
 	for (unsigned int i = 0; i < NATT_DROP_MAX; i++)
@@ -209,7 +189,7 @@ tel_drops(const char *cmd, const char *params, struct rte_tel_data *d)
 	if (tel_param_u32(params, UINT32_MAX, h->n_workers - 1, &w) != 0)
 		return -EINVAL;
 	if (w == UINT32_MAX)
-		tel_sum(h, &sum);
+		natt_stats_sum(h, &sum);
 	else
 		s = natt_stats_worker(h, w);
 	rte_tel_data_start_dict(d);
@@ -229,7 +209,7 @@ tel_ports(const char *cmd, const char *params, struct rte_tel_data *d)
 
 	RTE_SET_USED(cmd);
 	RTE_SET_USED(params);
-	tel_sum(h, &sum);
+	natt_stats_sum(h, &sum);
 	rte_tel_data_start_dict(d);
 	for (uint32_t p = 0; p < h->n_ports; p++) {
 		struct rte_tel_data *c = rte_tel_data_alloc();

@@ -25,6 +25,7 @@
 
 #include <stdint.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "natt_ctl.h"
 #include "natt_drop.h"
@@ -150,6 +151,30 @@ static inline struct natt_tunnel_stats *
 natt_stats_tunnel(struct natt_stats_hdr *h, uint32_t id)
 {
 	return (struct natt_tunnel_stats *)(natt_stats_worker(h, h->n_workers)) + id;
+}
+
+/** Every worker block added up (counters, drops, ports; latest last_rx_tsc):
+ *  what readers show as the dataplane's totals. */
+static inline void
+natt_stats_sum(struct natt_stats_hdr *h, struct natt_worker_stats *sum)
+{
+	memset(sum, 0, sizeof(*sum));
+	for (uint32_t w = 0; w < h->n_workers; w++) {
+		const struct natt_worker_stats *s = natt_stats_worker(h, w);
+
+		for (unsigned int i = 0; i < NATT_DROP_MAX; i++)
+			sum->drops[i] += s->drops[i];
+		for (unsigned int i = 0; i < NATT_CNT_MAX; i++)
+			sum->counters[i] += s->counters[i];
+		for (unsigned int p = 0; p < NATT_MAX_PORTS; p++) {
+			sum->port[p].rx_packets += s->port[p].rx_packets;
+			sum->port[p].rx_bytes += s->port[p].rx_bytes;
+			sum->port[p].tx_packets += s->port[p].tx_packets;
+			sum->port[p].tx_bytes += s->port[p].tx_bytes;
+		}
+		if (s->last_rx_tsc > sum->last_rx_tsc)
+			sum->last_rx_tsc = s->last_rx_tsc;
+	}
 }
 
 static inline size_t
