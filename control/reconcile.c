@@ -491,7 +491,6 @@ rec_nack(void *ctx, const struct natt_evt *e)
 	struct natt_rec *r = ctx;
 	uint32_t c = e->cookie - NATT_PROG_COOKIE_BASE;
 	uint32_t id = c / CK_KINDS;
-	static unsigned int shown;
 
 	if (e->cookie < NATT_PROG_COOKIE_BASE) {
 		fprintf(stderr, "natt-control: worker %u refused COMMIT of generation %u: %s\n",
@@ -502,7 +501,7 @@ rec_nack(void *ctx, const struct natt_evt *e)
 		const struct natt_journal_tunnel *t = natt_journal_tunnel(r->j, id);
 
 		r->failed[id] = 1;
-		if (shown++ < 100)
+		if (r->nack_lines++ < NATT_PROG_NACK_LINES)
 			fprintf(stderr, "natt-control: worker %u refused %s of tunnel \"%.*s\""
 				" (id %u) spi 0x%08x: %s\n", e->worker, ck_names[c % CK_KINDS],
 				NATT_NAME_LEN, t->name, id, e->spi, strerror(-e->status));
@@ -763,6 +762,7 @@ natt_rec_apply(struct natt_rec *r, const struct natt_config *cfg,
 
 	/* what we are about to touch is dirty until every worker confirmed */
 	memset(r->failed, 0, r->max_tunnels);
+	r->nack_lines = 0;
 	for (uint32_t id = 0; id < r->max_tunnels; id++) {
 		struct natt_journal_tunnel *o = natt_journal_tunnel(j, id);
 		uint32_t k = r->cfg_of[id];
@@ -795,6 +795,9 @@ natt_rec_apply(struct natt_rec *r, const struct natt_config *cfg,
 	if (rc == NATT_PROG_OK)
 		rc = natt_prog_commit(r->prog);
 	r->prog->hooks.nack = NULL;
+	if (r->nack_lines > NATT_PROG_NACK_LINES)
+		fprintf(stderr, "natt-control: %u refusals in all, the first %u shown\n",
+			r->nack_lines, NATT_PROG_NACK_LINES);
 	if (rc == NATT_PROG_TIMEOUT)
 		goto out;  /* no idea what was applied: everything touched stays dirty */
 

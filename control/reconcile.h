@@ -60,6 +60,7 @@ struct natt_rec {
 	uint8_t *prior;          /* tunnel id -> journal state before this reload */
 	struct natt_journal_tunnel *next; /* index in the file -> its new journal entry */
 	uint32_t grace_ms;
+	uint32_t nack_lines;     /* NACKs printed in this reload (NATT_PROG_NACK_LINES) */
 	bool own;                /* we hold the journal (writer_pid) */
 };
 
