@@ -796,6 +796,27 @@ natt_config_algo_name(unsigned int algo)
 }
 
 static int
+cfg_tun_keepalive(struct cfg_ctx *c, config_setting_t *s, const struct cfg_val *v)
+{
+	(void)s;
+	c->tun->keepalive = (uint16_t)v->i;
+	return 0;
+}
+
+static int
+cfg_tun_nat_mapping(struct cfg_ctx *c, config_setting_t *s, const struct cfg_val *v)
+{
+	if (strcmp(v->s, "follow") == 0)
+		c->tun->pin_mapping = false;
+	else if (strcmp(v->s, "pin") == 0)
+		c->tun->pin_mapping = true;
+	else
+		return cfg_err(c, s, "nat_mapping_change must be \"follow\" or \"pin\", got \"%s\"",
+			       v->s);
+	return 0;
+}
+
+static int
 cfg_tun_algorithm(struct cfg_ctx *c, config_setting_t *s, const struct cfg_val *v)
 {
 	for (size_t i = 0; i < sizeof(cfg_algos) / sizeof(cfg_algos[0]); i++) {
@@ -903,6 +924,8 @@ static const struct cfg_key tunnel_keys[] = {
 	{ "outbound", CT_GROUP, true, 0, 0, cfg_tun_outbound },
 	{ "remote_ts", CT_STRINGS, true, 1, NATT_MAX_TS, cfg_tun_remote_ts },
 	{ "local_ts", CT_STRINGS, true, 1, NATT_MAX_TS, cfg_tun_local_ts },
+	{ "keepalive", CT_INT, false, 0, NATT_CFG_MAX_KEEPALIVE, cfg_tun_keepalive },
+	{ "nat_mapping_change", CT_STRING, false, 0, 255, cfg_tun_nat_mapping },
 };
 static const struct cfg_section tunnel_section = CFG_SECTION(tunnel_keys);
 
@@ -1301,6 +1324,12 @@ bad:
 }
 
 static int
+cfg_if_next_hop(struct cfg_ctx *c, config_setting_t *s, const struct cfg_val *v)
+{
+	return cfg_unicast(c, s, v->s, &c->ifc->next_hop_ip);
+}
+
+static int
 cfg_if_mtu(struct cfg_ctx *c, config_setting_t *s, const struct cfg_val *v)
 {
 	(void)s;
@@ -1313,9 +1342,16 @@ static const struct cfg_key iface_keys[] = {
 	{ "port", CT_INT, true, 0, NATT_MAX_PORTS - 1, cfg_if_port },
 	{ "role", CT_STRING, true, 0, 255, cfg_if_role },
 	{ "address", CT_STRING, true, 0, 255, cfg_if_address },
-	{ "next_hop_mac", CT_STRING, true, 0, 255, cfg_if_mac },
+	{ "next_hop_mac", CT_STRING, false, 0, 255, cfg_if_mac },
+	{ "next_hop", CT_STRING, false, 0, 255, cfg_if_next_hop },
 	{ "mtu", CT_INT, true, 576, 9216, cfg_if_mtu },
 };
+
+static bool
+mac_is_zero(const uint8_t *m)
+{
+	return (m[0] | m[1] | m[2] | m[3] | m[4] | m[5]) == 0;
+}
 static const struct cfg_section iface_section = CFG_SECTION(iface_keys);
 
 static int
@@ -1339,6 +1375,10 @@ cfg_interfaces(struct cfg_ctx *c, config_setting_t *s, const struct cfg_val *v)
 		c->ifc->line = config_setting_source_line(e);
 		if (cfg_walk(c, e, &iface_section) < 0)
 			return -1;
+		/* the next hop: a static MAC, or an address to resolve by ARP */
+		if (mac_is_zero(c->ifc->next_hop_mac) == (c->ifc->next_hop_ip == 0))
+			return cfg_err(c, e, "give exactly one of \"next_hop_mac\" (static) and"
+				       " \"next_hop\" (an IPv4 address resolved by ARP)");
 		cfg->n_ifaces = (uint32_t)i + 1;
 	}
 	c->w.list = NULL;
@@ -1413,6 +1453,14 @@ cfg_dp_rekey_grace(struct cfg_ctx *c, config_setting_t *s, const struct cfg_val 
 	return 0;
 }
 
+static int
+cfg_dp_exception_rate(struct cfg_ctx *c, config_setting_t *s, const struct cfg_val *v)
+{
+	(void)s;
+	c->cfg->exception_rate = (uint32_t)v->i;
+	return 0;
+}
+
 static const struct cfg_key dataplane_keys[] = {
 	{ "replay_window", CT_INT, false, 0, NATT_MAX_REPLAY_WINDOW, cfg_dp_replay_window },
 	{ "mss_clamp", CT_INT, false, 0, 65495, cfg_dp_mss_clamp },
@@ -1420,6 +1468,7 @@ static const struct cfg_key dataplane_keys[] = {
 	{ "icmp_rate", CT_INT, false, 0, 1000000, cfg_dp_icmp_rate },
 	{ "idle_timeout", CT_INT, false, 0, NATT_CFG_MAX_IDLE_TIMEOUT, cfg_dp_idle_timeout },
 	{ "rekey_grace", CT_INT, false, 0, NATT_CFG_MAX_REKEY_GRACE, cfg_dp_rekey_grace },
+	{ "exception_rate", CT_INT, false, 0, NATT_CFG_MAX_EXCEPTION_RATE, cfg_dp_exception_rate },
 };
 static const struct cfg_section dataplane_section = CFG_SECTION(dataplane_keys);
 
@@ -1463,6 +1512,7 @@ cfg_build(config_t *lc, const char *name, struct natt_config *out, char *err, si
 	out->df_mode = NATT_DF_COPY;
 	out->icmp_rate = NATT_CFG_DEFAULT_ICMP_RATE;
 	out->rekey_grace = NATT_CFG_DEFAULT_REKEY_GRACE;
+	out->exception_rate = NATT_CFG_DEFAULT_EXCEPTION_RATE;
 	rc = cfg_walk(&c, config_root_setting(lc), &root_section);
 	if (!split)
 		free(c.tsrc);

@@ -38,15 +38,19 @@
 #define NATT_CFG_MAX_IDLE_TIMEOUT 86400  /* seconds: one day */
 #define NATT_CFG_DEFAULT_REKEY_GRACE 10  /* seconds */
 #define NATT_CFG_MAX_REKEY_GRACE 3600
+#define NATT_CFG_MAX_KEEPALIVE 3600  /* seconds between NAT keepalives */
+#define NATT_CFG_DEFAULT_EXCEPTION_RATE 10000 /* punts to the host per second per worker */
+#define NATT_CFG_MAX_EXCEPTION_RATE 10000000
 #define NATT_CFG_MIN_MSS 88u    /* Linux's TCP_MIN_MSS; below is not a real MSS */
 
 struct natt_cfg_iface {
 	char name[NATT_NAME_LEN];
 	uint16_t port;          /* DPDK port id */
 	uint8_t role;           /* enum natt_if_role */
-	uint8_t next_hop_mac[6];
+	uint8_t next_hop_mac[6];  /* all zero: next_hop_ip is resolved by ARP */
 	uint16_t mtu;
 	uint32_t addr;          /* network order */
+	uint32_t next_hop_ip;   /* network order, 0 = static next_hop_mac */
 	unsigned int line;      /* of the interface group, for diagnostics */
 };
 
@@ -65,6 +69,8 @@ struct natt_cfg_tunnel {
 	uint8_t algo;           /* enum natt_algo */
 	uint8_t key_len;        /* 16 or 32 */
 	bool esn;
+	bool pin_mapping;       /* nat_mapping_change = "pin" (default "follow") */
+	uint16_t keepalive;     /* seconds, 0 = we send no NAT keepalives */
 	uint8_t n_remote_ts;    /* 1..NATT_MAX_TS */
 	uint8_t n_local_ts;
 	uint32_t remote_ts;     /* index of the first selector in natt_config.ts */
@@ -86,6 +92,9 @@ struct natt_config {
 	 * rekey (a new inbound SPI); 0..NATT_CFG_MAX_REKEY_GRACE, default
 	 * NATT_CFG_DEFAULT_REKEY_GRACE. 0 drops it at once. */
 	uint32_t rekey_grace;
+	/* Packets per second per worker handed to the host's TAP (IKE, ARP,
+	 * ICMP to the gateway); 0 = none, default NATT_CFG_DEFAULT_EXCEPTION_RATE. */
+	uint32_t exception_rate;
 	uint8_t outside;                /* index in iface[] of the outside interface */
 	uint8_t inside;
 	uint32_t n_ifaces;

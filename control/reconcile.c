@@ -118,6 +118,8 @@ param_digest(const struct natt_config *cfg, const struct natt_cfg_tunnel *t)
 	h = fnv1a(h, &t->remote_addr, sizeof(t->remote_addr));
 	h = fnv1a(h, &t->remote_port, sizeof(t->remote_port));
 	h = fnv1a(h, &t->local_port, sizeof(t->local_port));
+	h = fnv1a(h, &t->keepalive, sizeof(t->keepalive));
+	h = fnv1a(h, &t->pin_mapping, sizeof(t->pin_mapping));
 	h = fnv1a(h, &local, sizeof(local));
 	h = fnv1a(h, &t->n_local_ts, 1);
 	h = fnv1a(h, natt_config_local_ts(cfg, t), t->n_local_ts * sizeof(struct natt_ctl_ts));
@@ -407,7 +409,9 @@ send_sa(struct rec_run *x, uint32_t k, uint8_t dir, uint16_t type, bool reset)
 	m->dir = dir;
 	m->algo = t->algo;
 	m->key_len = t->key_len;
-	m->flags = (t->esn ? NATT_SA_F_ESN : 0) | (reset ? NATT_SA_F_RESET_STATS : 0);
+	m->flags = (t->esn ? NATT_SA_F_ESN : 0) | (reset ? NATT_SA_F_RESET_STATS : 0) |
+		   (t->pin_mapping ? NATT_SA_F_PIN : 0);
+	m->keepalive_s = dir == NATT_DIR_OUT ? t->keepalive : 0;
 	m->owner = (uint16_t)(id % x->r->prog->n_workers);
 	m->replay_window = dir == NATT_DIR_IN ? cfg->replay_window : 0; /* out: no window */
 	m->remote_addr = t->remote_addr;
@@ -634,6 +638,7 @@ rec_send(struct rec_run *x, const struct spi_set *in_new, const struct spi_set *
 		m->u.iface.role = ifc->role;
 		m->u.iface.addr = ifc->addr;
 		memcpy(m->u.iface.next_hop_mac, ifc->next_hop_mac, sizeof(ifc->next_hop_mac));
+		m->u.iface.next_hop_ip = ifc->next_hop_ip;
 		m->u.iface.mtu = ifc->mtu;
 		memcpy(m->u.iface.name, ifc->name, sizeof(m->u.iface.name));
 	}
@@ -643,6 +648,7 @@ rec_send(struct rec_run *x, const struct spi_set *in_new, const struct spi_set *
 	m->u.params.df_mode = cfg->df_mode;
 	m->u.params.icmp_rate = cfg->icmp_rate;
 	m->u.params.idle_timeout_s = cfg->idle_timeout;
+	m->u.params.exception_rate = cfg->exception_rate;
 
 	/* 1. what goes away: removed tunnels, dirty ones, routes lost, SPIs
 	 * that another SA of the file takes over, grace SAs whose SPI returns */

@@ -77,16 +77,39 @@
  *       (or since the tunnel was installed).
  *   NATT_EVT_SA_EXPIRED  an inbound SA's rekey grace ended; it is gone.
  *
+ * NAT behaviour (version 4):
+ *   - A tunnel's NAT mapping is where its authenticated packets come from.
+ *     When an authenticated, fresh packet that carries the highest sequence
+ *     number seen so far arrives from another outer address/port, the owner
+ *     raises NATT_EVT_NAT_MAPPING; unless the tunnel is pinned
+ *     (NATT_SA_F_PIN) its outbound SA sends to the new mapping from that
+ *     packet on (value bit NATT_EVT_MAPPING_FOLLOWED). An unauthenticated or
+ *     replayed packet never moves anything.
+ *   - NAT keepalives (RFC 3948 2.3) are attributed to the tunnel whose
+ *     mapping they come from and count as inbound activity for idle
+ *     detection. An outbound SA with keepalive_s != 0 sends a keepalive to
+ *     the current mapping when nothing else went out for keepalive_s seconds.
+ *   - Exception path: natt-dataplane --tap gives every port a TAP interface
+ *     on the host; what the fast path does not own (IKE on 500 and behind
+ *     the non-ESP marker, ARP, anything else addressed to the gateway) is
+ *     punted there, at most PARAMS.exception_rate per second per worker, and
+ *     what the host sends on it leaves the port. Without a TAP the dataplane
+ *     answers ARP for the interface's own address itself.
+ *   - IFACE.next_hop_ip with an all-zero next_hop_mac: the worker resolves
+ *     the next hop by ARP (and refreshes it) instead of a static MAC.
+ *
  * Version history: 1 - first version. 2 - ROUTE_ADD/DEL, PARAMS, SEQ_EXHAUSTED.
  * 3 - SA_DEL grace and flags, ROUTE_DEL flags, PARAMS idle_timeout_s, events
- * NAT_MAPPING, IDLE, SA_EXPIRED with addresses and a timestamp.
+ * NAT_MAPPING, IDLE, SA_EXPIRED with addresses and a timestamp. 4 - SA
+ * keepalive_s and NATT_SA_F_PIN, IFACE next_hop_ip, PARAMS exception_rate,
+ * NAT_MAPPING value flags.
  */
 #ifndef NATT_CTL_H
 #define NATT_CTL_H
 
 #include <stdint.h>
 
-#define NATT_CTL_VERSION 3
+#define NATT_CTL_VERSION 4
 
 #define NATT_CTL_RING_FMT "natt_ctl_%u"
 #define NATT_EVT_RING "natt_evt"
@@ -139,6 +162,7 @@ enum natt_sa_dir {
 
 #define NATT_SA_F_ESN 0x1           /* RFC 4303 extended sequence numbers */
 #define NATT_SA_F_RESET_STATS 0x2   /* first SA of a (new) tunnel id: zero its counters */
+#define NATT_SA_F_PIN 0x4           /* NAT mapping changes are reported, never followed */
 
 struct natt_ctl_hdr {
 	uint16_t version;   /* NATT_CTL_VERSION */
@@ -158,9 +182,10 @@ struct natt_ctl_iface {
 	uint8_t role;       /* enum natt_if_role */
 	uint8_t pad;
 	uint32_t addr;      /* our IPv4 address on that side, network order */
-	uint8_t next_hop_mac[6];
+	uint8_t next_hop_mac[6];   /* all zero: resolve next_hop_ip by ARP */
 	uint16_t mtu;
 	char name[NATT_NAME_LEN];
+	uint32_t next_hop_ip;      /* network order, 0 = none (static MAC) */
 };
 
 struct natt_ctl_sa {
@@ -177,7 +202,9 @@ struct natt_ctl_sa {
 	uint16_t remote_port;    /* network order */
 	uint16_t local_port;     /* network order */
 	uint8_t n_ts;            /* selectors used in ts[] */
-	uint8_t pad[3];
+	uint8_t pad;
+	uint16_t keepalive_s;    /* outbound: NAT keepalive after this many idle
+				  * seconds, 0 = never */
 	uint8_t key[NATT_MAX_KEY_LEN];
 	uint8_t salt[NATT_SALT_LEN];
 	char name[NATT_NAME_LEN];  /* tunnel name */
@@ -239,6 +266,8 @@ struct natt_ctl_params {
 	uint8_t pad;
 	uint32_t icmp_rate;      /* ICMP frag-needed per second per worker, 0 = none */
 	uint32_t idle_timeout_s; /* NATT_EVT_IDLE after this long, 0 = off */
+	uint32_t exception_rate; /* packets per second per worker punted to the
+				  * host (TAP), 0 = none */
 };
 
 #define NATT_CTL_MSG_SIZE 256
@@ -272,6 +301,9 @@ enum natt_evt_type {
 	NATT_EVT_IDLE = 5,          /* tunnel_id, value = idle seconds */
 	NATT_EVT_SA_EXPIRED = 6,    /* spi, tunnel_id: grace over, SA deleted */
 };
+
+/* NATT_EVT_NAT_MAPPING value bits */
+#define NATT_EVT_MAPPING_FOLLOWED 0x1 /* outbound moved to the new mapping */
 
 struct natt_evt {
 	uint16_t version;   /* NATT_CTL_VERSION */

@@ -50,7 +50,13 @@
 	_(KEEPALIVE, "keepalive",                                              \
 	  "NAT keepalive (RFC 3948 2.3), consumed - not an error")             \
 	_(IKE, "ike",                                                          \
-	  "IKE on UDP/500 or UDP/4500 with non-ESP marker, consumed - not an error")
+	  "IKE on UDP/500 or UDP/4500 with non-ESP marker and no exception "    \
+	  "path (--tap) to hand it to, consumed - not an error")               \
+	_(EXCEPTION_LIMITED, "exception_limited",                              \
+	  "for the host (IKE, ARP, ICMP to the gateway) but over "             \
+	  "dataplane.exception_rate")                                          \
+	_(NO_NEIGHBOR, "no_neighbor",                                          \
+	  "next hop (interface next_hop) not resolved by ARP yet")
 
 enum natt_drop {
 #define NATT_DROP_ENUM_(e, n, h) NATT_DROP_##e,

@@ -6,10 +6,13 @@
  *   struct natt_worker_stats  [n_workers]       (worker i writes block i only)
  *   struct natt_tunnel_stats  [max_tunnels]     (written by the tunnel's owner)
  *
- * Accounting: every packet received (rx_packets) is sent, dropped under one
- * reason, or cut into fragments before encryption (fragmented); packets the
- * gateway makes are fragments_out and icmp_too_big_sent. So, summed over the
- * workers: rx + fragments_out + icmp_too_big_sent
+ * Accounting: every packet received (rx_packets, TAP ports included) is
+ * sent (tx_packets, TAP ports included: a packet punted to the host is sent
+ * on the port's TAP), dropped under one reason, or cut into fragments before
+ * encryption (fragmented); packets the gateway makes are fragments_out,
+ * icmp_too_big_sent, keepalives_sent and arp_requests (ARP replies reuse
+ * the request's buffer). So, summed over the workers:
+ *   rx + fragments_out + icmp_too_big_sent + keepalives_sent + arp_requests
  *        = tx + drops + fragmented (+ what sits in handoff rings/TX buffers).
  *
  * Every block is cache-line aligned and has exactly one writer, so counters
@@ -31,7 +34,7 @@
 #include "natt_drop.h"
 
 #define NATT_STATS_MAGIC 0x4e415454u /* "NATT" */
-#define NATT_STATS_VERSION 3
+#define NATT_STATS_VERSION 4
 #define NATT_CACHE_LINE 64
 
 /* _(ENUM, "name") - per-worker good-path counters */
@@ -55,7 +58,14 @@
 	_(HANDOFF_IN, "handoff_in")                                            \
 	_(CTL_MSGS, "ctl_messages")                                            \
 	_(EVT_LOST, "events_lost")                                             \
-	_(LOOPS, "poll_loops")
+	_(LOOPS, "poll_loops")                                                 \
+	_(EXCEPTION, "exception_punted")                                       \
+	_(HOST_TX, "host_tx")                                                  \
+	_(ARP_REPLIES, "arp_replies")                                          \
+	_(ARP_REQUESTS, "arp_requests")                                        \
+	_(KEEPALIVES_IN, "keepalives_attributed")                              \
+	_(KEEPALIVES_SENT, "keepalives_sent")                                  \
+	_(NAT_FOLLOWED, "nat_mapping_followed")
 
 enum natt_counter {
 #define NATT_CNT_ENUM_(e, n) NATT_CNT_##e,
@@ -91,7 +101,7 @@ struct natt_worker_stats {
 	uint8_t active;         /* 1 once the first COMMIT was applied */
 } __attribute__((aligned(NATT_CACHE_LINE)));
 
-/* One per tunnel id; 3 cache lines, written by the tunnel's owner only.
+/* One per tunnel id; 4 cache lines, written by the tunnel's owner only.
  * Valid when in_spi or out_spi != 0. */
 struct natt_tunnel_stats {
 	uint64_t in_packets;
@@ -123,23 +133,51 @@ struct natt_tunnel_stats {
 	uint64_t keepalives;        /* NAT keepalives received */
 	uint64_t last_keepalive_tsc;
 	uint64_t reserved[2];
+	/* fourth line: NAT-T behaviour and outbound drops, for diagnosis */
+	uint64_t keepalives_sent;   /* NAT keepalives we sent (keepalive_s) */
+	uint64_t last_keepalive_sent_tsc;
+	uint64_t too_big;           /* outbound: DF set and over the MTU (ICMP back) */
+	uint64_t fragmented;        /* outbound: cut before encryption (DF clear) */
+	uint64_t bad_trailer;       /* inbound: authenticated, bad padding or inner */
+	uint32_t seen_addr;         /* last authenticated source, network order */
+	uint16_t seen_port;         /*   (differs from remote_* when pinned) */
+	uint8_t pinned;             /* nat_mapping_change = "pin" */
+	uint8_t pad8b;
+	uint16_t keepalive_s;       /* configured keepalive interval, 0 = off */
+	uint16_t pad16;
+	uint32_t pin_ignored;       /* mapping changes not followed (pinned) */
+	uint64_t reserved2;
 } __attribute__((aligned(NATT_CACHE_LINE)));
 
-_Static_assert(sizeof(struct natt_tunnel_stats) == 3 * NATT_CACHE_LINE,
-	       "tunnel counters are three cache lines");
+_Static_assert(sizeof(struct natt_tunnel_stats) == 4 * NATT_CACHE_LINE,
+	       "tunnel counters are four cache lines");
 
 struct natt_stats_hdr {
 	uint32_t magic;          /* NATT_STATS_MAGIC */
 	uint32_t version;        /* NATT_STATS_VERSION */
 	uint32_t n_workers;
 	uint32_t max_tunnels;
-	uint32_t n_ports;
-	uint32_t pad;
+	uint32_t n_ports;        /* the operator's ports 0..n_ports-1 */
+	uint32_t n_eth_ports;    /* all ethdev ports, TAPs included */
 	uint64_t tsc_hz;
 	uint64_t start_tsc;
 	uint64_t start_unix_ns;  /* CLOCK_REALTIME at start_tsc */
 	char port_names[NATT_MAX_PORTS][NATT_NAME_LEN]; /* DPDK device names */
+	/* exception path: port id of each port's TAP, NATT_NO_TAP if none */
+	uint8_t tap_of[NATT_MAX_PORTS];
+	char tap_names[NATT_MAX_PORTS][16];   /* host interface names */
+	/* next hops resolved by ARP (IFACE next_hop_ip): written by the worker
+	 * that sees the reply, rarely; read by every worker once a millisecond */
+	struct natt_neigh {
+		uint32_t ip;             /* network order, 0 = static MAC */
+		uint32_t pad;
+		uint64_t mac;            /* low 48 bits, NATT_NEIGH_VALID set once known */
+		uint64_t updated_tsc;
+	} neigh[NATT_MAX_PORTS];
 } __attribute__((aligned(NATT_CACHE_LINE)));
+
+#define NATT_NO_TAP 0xffu
+#define NATT_NEIGH_VALID (1ull << 63)
 
 static inline struct natt_worker_stats *
 natt_stats_worker(struct natt_stats_hdr *h, unsigned int w)

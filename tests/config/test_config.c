@@ -123,6 +123,7 @@ check_sample(const struct natt_config *c, char *why, size_t whylen)
 	EXPECT(bytes_eq(t->out.salt, "edacd362"));
 	EXPECT(t->n_remote_ts == 1 && ts_eq(natt_config_remote_ts(c, t), "10.50.20.7", 32));
 	EXPECT(t->n_local_ts == 1 && ts_eq(natt_config_local_ts(c, t), "0.0.0.0", 0));
+	EXPECT(t->keepalive == 0 && !t->pin_mapping);   /* defaults */
 
 	t = &c->tunnels[1];
 	EXPECT(strcmp(t->name, "rw-0002") == 0);
@@ -158,6 +159,8 @@ check_minimal(const struct natt_config *c, char *why, size_t whylen)
 	EXPECT(c->mss_clamp == -1 && natt_config_mss(c) == 474);
 	EXPECT(c->df_mode == NATT_DF_COPY && c->icmp_rate == NATT_CFG_DEFAULT_ICMP_RATE);
 	EXPECT(c->idle_timeout == 0 && c->rekey_grace == NATT_CFG_DEFAULT_REKEY_GRACE);
+	EXPECT(c->exception_rate == NATT_CFG_DEFAULT_EXCEPTION_RATE);
+	EXPECT(c->iface[0].next_hop_ip == 0);
 	EXPECT(c->n_tunnels == 0 && c->n_ifaces == 2);
 	EXPECT(c->outside == 0 && c->iface[0].port == 3 && c->iface[0].mtu == 576);
 	EXPECT(c->inside == 1 && c->iface[1].port == 0 && c->iface[1].mtu == 9216);
@@ -173,6 +176,11 @@ check_limits(const struct natt_config *c, char *why, size_t whylen)
 
 	EXPECT(c->replay_window == 0);
 	EXPECT(c->idle_timeout == 86400 && c->rekey_grace == 3600);
+	EXPECT(c->exception_rate == NATT_CFG_MAX_EXCEPTION_RATE);
+	EXPECT(c->iface[1].next_hop_ip == ip("203.0.113.254") &&
+	       mac_eq(c->iface[1].next_hop_mac, 0, 0, 0, 0, 0, 0));
+	EXPECT(c->tunnels[0].keepalive == 3600 && c->tunnels[0].pin_mapping);
+	EXPECT(c->tunnels[1].keepalive == 0 && !c->tunnels[1].pin_mapping);
 	EXPECT(c->inside == 0 && c->outside == 1 && c->iface[0].port == 7);
 	EXPECT(strlen(c->iface[0].name) == NATT_NAME_LEN - 1);
 	EXPECT(c->n_tunnels == 2);
