@@ -9,6 +9,7 @@ packages=(
 	libdpdk-dev dpdk dpdk-dev libipsec-mb-dev libconfig-dev  # dataplane / control; dpdk-dev: testpmd for benchmarks
 	libssl-dev libpcap-dev
 	python3-scapy python3-cryptography tshark jq    # tests, traffic generation
+	nftables conntrack                              # test_nat: a real NAT (masquerade) and its table
 	clang libclang-rt-14-dev                        # libFuzzer targets
 )
 
