@@ -48,6 +48,7 @@ Needs root, hugepages (scripts/hugepages.sh), `ip netns`, the DPDK
 net_af_packet PMD, and /usr/bin/python3 (scapy, via natt_traffic).
 """
 
+import contextlib
 import ctypes
 import json
 import os
@@ -112,6 +113,23 @@ def _setns(fd):
     if _libc().setns(fd, CLONE_NEWNET) != 0:
         e = ctypes.get_errno()
         raise OSError(e, "setns: %s" % os.strerror(e))
+
+
+@contextlib.contextmanager
+def in_netns(ns):
+    """Run the body with this thread in network namespace ns. Sockets made
+    in it stay in ns for good, so any thread can use them afterwards."""
+    orig = os.open("/proc/self/ns/net", os.O_RDONLY)
+    target = os.open("/var/run/netns/%s" % ns, os.O_RDONLY)
+    try:
+        _setns(target)
+        try:
+            yield
+        finally:
+            _setns(orig)
+    finally:
+        os.close(orig)
+        os.close(target)
 
 
 def _descendants(pid):
@@ -278,8 +296,12 @@ class Live:
     scripts/natt-gw would use) and natt-control itself (start_control()),
     for tests that must own natt-control's lifetime."""
 
+    # the gateway-side devices of DPDK ports 0 (outside) and 1 (inside)
+    port_ifaces = ("vo0", "vi0")
+
     def __init__(self, name, mode="gw", lcores="0,1", stats_interval_ms=100,
-                 max_tunnels=None, framecnt=8192, pps=20000, workdir=None, control_log=True):
+                 max_tunnels=None, framecnt=8192, pps=20000, workdir=None, control_log=True,
+                 tap=None):
         install_signal_cleanup()
         self.name = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
         self.mode = mode
@@ -296,6 +318,7 @@ class Live:
         self.log_path = os.path.join(self.workdir, "natt-gw.log")
         self.ctl_log_path = os.path.join(self.workdir, "natt-control.log")
         self.use_control_log = control_log
+        self.tap = tap               # --tap PREFIX (exception path), or None
         self.gw_proc = None
         self.ctl_proc = None         # natt-control started by us
         self.ctl_logs = []           # every control log file we wrote to
@@ -310,7 +333,7 @@ class Live:
         self.final_stats = None
         self.final_stats_error = None
         self.stopped = False
-        self.ns_created = False
+        self.namespaces = []         # ours, deleted at stop: self.ns first
         self.t_start = None
         self.gw_rc = None
         _live_objects.append(self)
@@ -323,13 +346,26 @@ class Live:
     def nsexec(self, *args, check=True):
         return _run(["ip", "netns", "exec", self.ns] + list(args), check=check)
 
+    def add_netns(self, suffix=None):
+        """Create a namespace of this run (self.ns, or self.ns-suffix, which
+        cleanup_stale() also recognises) with IPv6 off before any link
+        exists (no RS, no MLD, no DAD); it is deleted at stop()."""
+        name = self.ns if suffix is None else "%s-%s" % (self.ns, suffix)
+        _run(["ip", "netns", "add", name])
+        self.namespaces.append(name)
+        _run(["ip", "netns", "exec", name, "sysctl", "-q", "-w",
+              "net.ipv6.conf.default.disable_ipv6=1", "net.ipv6.conf.all.disable_ipv6=1"])
+        return name
+
     def _setup_netns(self):
         cleanup_stale()
-        _run(["ip", "netns", "add", self.ns])
-        self.ns_created = True
-        # before any link exists: new links get no IPv6 (no RS, no MLD, no DAD)
-        self.nsexec("sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1",
-                    "net.ipv6.conf.all.disable_ipv6=1")
+        self.add_netns()
+        self.setup_links()
+
+    def setup_links(self):
+        """The links of the gateway's namespace: two veth pairs whose far
+        ends the test drives with raw sockets. A subclass that builds another
+        topology overrides this (port_ifaces names the DPDK ports' devices)."""
         for a, b in (("vo0", "vo1"), ("vi0", "vi1")):
             self.ip("link", "add", a, "type", "veth", "peer", "name", b)
             for dev in (a, b):
@@ -340,26 +376,17 @@ class Live:
         self._open_sockets()
 
     def _open_sockets(self):
-        orig = os.open("/proc/self/ns/net", os.O_RDONLY)
-        target = os.open("/var/run/netns/%s" % self.ns, os.O_RDONLY)
-        try:
-            _setns(target)
-            try:
-                for side, dev in (("outside", "vo1"), ("inside", "vi1")):
-                    # protocol 0 until bound: nothing from other links slips in
-                    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-                    try:
-                        s.setsockopt(socket.SOL_SOCKET, 33, 64 << 20)   # SO_RCVBUFFORCE
-                        s.setsockopt(socket.SOL_SOCKET, 32, 16 << 20)   # SO_SNDBUFFORCE
-                    except OSError:
-                        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
-                    s.bind((dev, ETH_P_ALL))
-                    self.socks[side] = s
-            finally:
-                _setns(orig)
-        finally:
-            os.close(orig)
-            os.close(target)
+        with in_netns(self.ns):
+            for side, dev in (("outside", "vo1"), ("inside", "vi1")):
+                # protocol 0 until bound: nothing from other links slips in
+                s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+                try:
+                    s.setsockopt(socket.SOL_SOCKET, 33, 64 << 20)   # SO_RCVBUFFORCE
+                    s.setsockopt(socket.SOL_SOCKET, 32, 16 << 20)   # SO_SNDBUFFORCE
+                except OSError:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
+                s.bind((dev, ETH_P_ALL))
+                self.socks[side] = s
         for s in self.socks.values():
             s.setblocking(False)
         self.reader = threading.Thread(target=self._read_loop, daemon=True)
@@ -423,14 +450,17 @@ class Live:
 
     def eal_args(self):
         vd = "iface=%s,qpairs=1,framecnt=%d"
+        out, inside = self.port_ifaces
         return ["-l", self.lcores, "--no-pci",
-                "--vdev", "net_af_packet0," + vd % ("vo0", self.framecnt),
-                "--vdev", "net_af_packet1," + vd % ("vi0", self.framecnt)]
+                "--vdev", "net_af_packet0," + vd % (out, self.framecnt),
+                "--vdev", "net_af_packet1," + vd % (inside, self.framecnt)]
 
     def _dp_opts(self):
         o = ["--stats-json", self.stats_path, "--stats-interval", str(self.stats_interval_ms)]
         if self.max_tunnels:
             o += ["--max-tunnels", str(self.max_tunnels)]
+        if self.tap:
+            o += ["--tap", self.tap]
         return o
 
     def natt_gw_supports(self, opt):
@@ -581,8 +611,13 @@ class Live:
 
     def show_tunnels(self):
         """`natt-control ... -- show tunnels --json` parsed, or (None, error)."""
+        return self.show_json("tunnels")
+
+    def show_json(self, *what):
+        """`natt-control ... -- show WHAT --json` (tunnels, stats, events, ...)
+        parsed, or (None, error)."""
         try:
-            p = subprocess.run(self.control_cmd("show", "tunnels", "--json"),
+            p = subprocess.run(self.control_cmd("show", *what, "--json"),
                                stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                timeout=30)
         except subprocess.TimeoutExpired:
@@ -952,15 +987,15 @@ class Live:
             except OSError:
                 pass
         self.socks = {}
-        if self.ns_created:
-            pids = _run(["ip", "netns", "pids", self.ns], check=False).stdout.split()
+        while self.namespaces:
+            ns = self.namespaces.pop()
+            pids = _run(["ip", "netns", "pids", ns], check=False).stdout.split()
             for pid in pids:   # only ever our own processes live in it
                 try:
                     os.kill(int(pid), signal.SIGKILL)
                 except (ProcessLookupError, ValueError):
                     pass
-            _run(["ip", "netns", "del", self.ns], check=False)
-            self.ns_created = False
+            _run(["ip", "netns", "del", ns], check=False)
 
     def finish(self, failed):
         """Remove the work dir unless something failed or NATT_KEEP is set."""

@@ -61,11 +61,16 @@ class Gateway:
                  outside_next_hop="02:00:00:00:00:fe",
                  inside_next_hop="02:00:00:00:01:fe",
                  outside_mac="02:00:00:00:00:01", mtu=1500,
-                 inside_mac="02:00:00:00:01:01", inside_mtu=None):
+                 inside_mac="02:00:00:00:01:01", inside_mtu=None,
+                 outside_next_hop_ip=None, inside_next_hop_ip=None):
         self.outside_addr = outside_addr
         self.inside_addr = inside_addr
         self.outside_next_hop = outside_next_hop
         self.inside_next_hop = inside_next_hop
+        # An address instead: the config says next_hop (resolved by ARP)
+        # in place of next_hop_mac.
+        self.outside_next_hop_ip = outside_next_hop_ip
+        self.inside_next_hop_ip = inside_next_hop_ip
         # Ethernet destination of the frames we feed in (the pcap PMD does not
         # filter on it; a real NIC would own this address).
         self.outside_mac = outside_mac
@@ -98,6 +103,9 @@ class Tunnel:
         # Optional `local_port` key (outbound UDP source port); None = the key
         # is left out of the config (the gateway's default, 4500).
         self.local_port = None
+        # Further optional tunnel keys, written as given: {"keepalive": 2,
+        # "nat_mapping_change": '"pin"'} (values in libconfig syntax).
+        self.extra = {}
         self.sa = SecurityAssociation(ESP, spi=in_spi, crypt_algo="AES-GCM",
                                       crypt_key=in_key, esn_en=esn, esn=0,
                                       tunnel_header=IP(src=remote, dst="0.0.0.0"))
@@ -129,6 +137,7 @@ class Tunnel:
     def config(self):
         ts = lambda l: "[ " + ", ".join('"%s"' % t for t in l) + " ]"
         lp = "" if self.local_port is None else " local_port = %d;" % self.local_port
+        lp += "".join(" %s = %s;" % kv for kv in self.extra.items())
         return ('  { name = "%s"; remote = "%s"; remote_port = %d;%s algorithm = "%s"; esn = %s;\n'
                 '    inbound  = { spi = 0x%08x; key = "%s"; };\n'
                 '    outbound = { spi = 0x%08x; key = "%s"; };\n'
@@ -217,9 +226,9 @@ def make_tunnels(rng, n, esn_every=5, first_index=1, cgnat_share=0.6,
 
 
 def config_text(gw, tunnels, replay_window, comment=None, mss_clamp=None, df=None,
-                icmp_rate=None):
-    """The libconfig file the gateway (natt-control) loads. mss_clamp, df and
-    icmp_rate (dataplane keys) are written only when given."""
+                icmp_rate=None, exception_rate=None):
+    """The libconfig file the gateway (natt-control) loads. mss_clamp, df,
+    icmp_rate and exception_rate (dataplane keys) are written only when given."""
     out = []
     if comment:
         out += ["# " + l if l else "#" for l in comment.splitlines()]
@@ -230,13 +239,19 @@ def config_text(gw, tunnels, replay_window, comment=None, mss_clamp=None, df=Non
         dp += ' df = "%s";' % df
     if icmp_rate is not None:
         dp += " icmp_rate = %d;" % icmp_rate
+    if exception_rate is not None:
+        dp += " exception_rate = %d;" % exception_rate
     out.append("dataplane = { %s };" % dp)
+
+    def next_hop(ip, mac):
+        return 'next_hop = "%s";' % ip if ip else 'next_hop_mac = "%s";' % mac
+
     out.append("interfaces = (")
-    out.append('  { name = "outside"; port = 0; role = "outside"; address = "%s"; '
-               'next_hop_mac = "%s"; mtu = %d; },' % (gw.outside_addr, gw.outside_next_hop, gw.mtu))
-    out.append('  { name = "inside";  port = 1; role = "inside";  address = "%s"; '
-               'next_hop_mac = "%s"; mtu = %d; }' % (gw.inside_addr, gw.inside_next_hop,
-                                                     gw.inside_mtu))
+    out.append('  { name = "outside"; port = 0; role = "outside"; address = "%s"; %s mtu = %d; },'
+               % (gw.outside_addr, next_hop(gw.outside_next_hop_ip, gw.outside_next_hop), gw.mtu))
+    out.append('  { name = "inside";  port = 1; role = "inside";  address = "%s"; %s mtu = %d; }'
+               % (gw.inside_addr, next_hop(gw.inside_next_hop_ip, gw.inside_next_hop),
+                  gw.inside_mtu))
     out.append(");")
     out.append("tunnels = (")
     out.append(",\n".join(t.config() for t in tunnels))
@@ -459,10 +474,11 @@ def direct_esp(tun, sqn, payload, iv, nh=4, pad=None, padlen=None, key=None):
     return spi_b + lo_b + iv + AESGCM(key_).encrypt(salt + iv, plain, aad)
 
 
-def scapy_decrypt(tun, esp_bytes, sqn_hi=0):
-    """Decrypt ESP bytes back with scapy (self-check); returns inner bytes or
-    raises scapy's IPSecIntegrityError."""
-    sa = tun.sa
+def scapy_decrypt(tun, esp_bytes, sqn_hi=0, sa=None):
+    """Decrypt ESP bytes back with scapy (self-check; with sa=tun.out_sa(),
+    what the gateway sent); returns inner bytes or raises scapy's
+    IPSecIntegrityError."""
+    sa = tun.sa if sa is None else sa
     sa.esn = sqn_hi
     p = IP(src=tun.remote, dst="203.0.113.1", proto=50) / ESP(esp_bytes)
     p = IP(bytes(p))
