@@ -40,12 +40,38 @@ natt_evt_send(struct natt_worker *w, uint16_t type, uint32_t cookie, int status,
 
 #define IDLE_SCAN_SLICE 256u        /* tunnel ids looked at per scan */
 
+/* Idle: no authenticated packet and no keepalive for idle_timeout_s. */
+static void
+idle_check(struct natt_worker *w, uint32_t id, struct natt_tunnel_stats *t)
+{
+	uint64_t now = w->now, last;
+
+	last = natt_tsc_latest(t->last_seen_tsc, t->last_keepalive_tsc, t->created_tsc);
+	if (t->idle) {
+		if (last == t->idle_mark_tsc)
+			return;                /* still the same silence */
+		t->idle = 0;                   /* traffic again: the next silence counts */
+	}
+	if (now - last > w->idle_timeout_tsc && now > last) {
+		struct natt_evt e = {
+			.type = NATT_EVT_IDLE, .tunnel_id = id, .spi = t->in_spi,
+			.addr = t->remote_addr, .port = t->remote_port,
+			.value = (uint32_t)((now - last) / w->tsc_hz),
+		};
+
+		t->idle = 1;
+		t->idle_mark_tsc = last;
+		w->st->counters[NATT_CNT_IDLE_EVENTS]++;
+		natt_evt_post(w, &e);
+	}
+}
+
 void
-natt_idle_scan(struct natt_worker *w)
+natt_tunnel_scan(struct natt_worker *w)
 {
 	uint64_t now = w->now;
 
-	if (w->idle_timeout_tsc == 0 || now < w->idle_scan_tsc)
+	if ((w->idle_timeout_tsc == 0 && w->n_keepalive == 0) || now < w->idle_scan_tsc)
 		return;
 	/* a slice per millisecond: 1M tunnels in about 4 s, a few cache
 	 * lines per millisecond */
@@ -53,33 +79,18 @@ natt_idle_scan(struct natt_worker *w)
 	for (unsigned int k = 0; k < IDLE_SCAN_SLICE; k++) {
 		uint32_t id = w->idle_next_id++;
 		struct natt_tunnel_stats *t;
-		uint64_t last;
 
 		if (id >= w->max_tunnels) {
 			w->idle_next_id = 0;
 			break;
 		}
 		t = natt_stats_tunnel(w->hdr, id);
-		if (t->in_spi == 0 || t->owner != w->id)
+		if (t->owner != w->id || (t->in_spi == 0 && t->out_spi == 0))
 			continue;
-		last = t->last_seen_tsc > t->created_tsc ? t->last_seen_tsc : t->created_tsc;
-		if (t->idle) {
-			if (last == t->idle_mark_tsc)
-				continue;      /* still the same silence */
-			t->idle = 0;           /* traffic again: the next silence counts */
-		}
-		if (now - last > w->idle_timeout_tsc && now > last) {
-			struct natt_evt e = {
-				.type = NATT_EVT_IDLE, .tunnel_id = id, .spi = t->in_spi,
-				.addr = t->remote_addr, .port = t->remote_port,
-				.value = (uint32_t)((now - last) / w->tsc_hz),
-			};
-
-			t->idle = 1;
-			t->idle_mark_tsc = last;
-			w->st->counters[NATT_CNT_IDLE_EVENTS]++;
-			natt_evt_post(w, &e);
-		}
+		if (w->idle_timeout_tsc != 0 && t->in_spi != 0)
+			idle_check(w, id, t);
+		if (w->n_keepalive != 0)
+			natt_keepalive_scan_one(w, id, t);
 	}
 }
 

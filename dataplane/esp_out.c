@@ -38,17 +38,6 @@
 #define ICMP_HLEN 8
 #define ICMP_MAX_LEN 576        /* RFC 1812 4.3.2.3: error datagram size cap */
 
-/* Outer IPv4 ID, host order */
-static inline uint16_t
-next_ip_id(struct natt_worker *w)
-{
-	uint16_t id = w->ip_id;
-
-	/* stride n_workers from a start of w->id: workers never share an ID */
-	w->ip_id = (uint16_t)(w->ip_id + w->n_workers);
-	return id;
-}
-
 /* Phase 1a: check the inner IPv4 packets; the good ones go to w->esp_m[]
  * with their destination in w->dst_ip[]. Returns how many. */
 static unsigned int
@@ -155,7 +144,7 @@ icmp_frag_needed(struct natt_worker *w, const struct rte_ipv4_hdr *ip, uint16_t 
 	*oip = (struct rte_ipv4_hdr){
 		.version_ihl = RTE_IPV4_VHL_DEF,
 		.total_length = rte_cpu_to_be_16(IPV4_HLEN_MIN + ICMP_HLEN + quote),
-		.packet_id = rte_cpu_to_be_16(next_ip_id(w)),
+		.packet_id = rte_cpu_to_be_16(natt_next_ip_id(w)),
 		.time_to_live = NATT_OUTER_TTL,
 		.next_proto_id = IPPROTO_ICMP,
 		.src_addr = in->addr,
@@ -287,7 +276,7 @@ outb_encap(struct natt_worker *w, struct rte_mbuf *m, const struct natt_sa *sa,
 	uint8_t *esp;
 	uint64_t iv = rte_cpu_to_be_64(sqn);
 	uint16_t olen = (uint16_t)(IPV4_HLEN_MIN + ESP_UDP_CT_OFF + ct_len + ESP_GCM_ICV_LEN);
-	uint16_t id = next_ip_id(w);
+	uint16_t id = natt_next_ip_id(w);
 	uint32_t v, sum;
 
 	df = w->df_mode == NATT_DF_COPY ?
@@ -375,9 +364,11 @@ outb_too_big(struct natt_worker *w, struct rte_mbuf *m, struct natt_sa *sa,
 
 	if (ip->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG)) {
 		icmp_frag_needed(w, ip, tot);
+		sa->stats->too_big++;
 		natt_drop(w, m, NATT_DROP_TOO_BIG);
 		return;
 	}
+	sa->stats->fragmented++;
 	nf = outb_fragment(w, m, ip, tot, f, RTE_MIN((unsigned int)NATT_FRAG_MAX,
 						     NATT_MAX_OPS - *nops));
 	for (unsigned int i = 0; i < nf; i++) {

@@ -75,6 +75,10 @@ struct natt_worker {
 	IMB_MGR *mgr;
 	struct rte_hash *sa_in;
 	struct rte_hash *sa_out;
+	struct rte_hash *peers;       /* outer addr:port -> tunnel id, owner (sa.h) */
+	uint64_t *peer_of;            /* [max_tunnels] the key each tunnel holds, 0 = none */
+	uint32_t n_keepalive;         /* our outbound SAs with keepalive_s != 0 */
+	bool in_handoff;              /* processing packets another worker passed us */
 	struct rte_fib *fib;          /* inner destination -> tunnel id */
 	struct natt_out_slot *out;    /* [max_tunnels] */
 	uint32_t default_route;       /* tunnel id of a /0 remote_ts, or UINT32_MAX */
@@ -167,6 +171,40 @@ natt_tx(struct natt_worker *w, uint16_t p, struct rte_mbuf *m)
 	pt->tx[pt->n_tx++] = m;
 }
 
+/** Next outer IPv4 ID, host order: a stride of n_workers from w->id, so
+ *  workers never hand out the same ID. */
+static inline uint16_t
+natt_next_ip_id(struct natt_worker *w)
+{
+	uint16_t id = w->ip_id;
+
+	w->ip_id = (uint16_t)(w->ip_id + w->n_workers);
+	return id;
+}
+
+/** The latest of three TSC values. */
+static inline uint64_t
+natt_tsc_latest(uint64_t a, uint64_t b, uint64_t c)
+{
+	uint64_t m = a > b ? a : b;
+
+	return m > c ? m : c;
+}
+
+struct natt_sa;
+
+/** A NAT keepalive from addr:port (network order): counted on its tunnel
+ *  (passed to the tunnel's owner first if need be). Consumes m. */
+void natt_keepalive_in(struct natt_worker *w, struct rte_mbuf *m, uint32_t addr,
+		       uint16_t port);
+/** An authenticated, newest packet of sa came from addr:port: record it and,
+ *  if the tunnel's mapping moved, follow it (or report it, if pinned). */
+void natt_nat_mapping_seen(struct natt_worker *w, struct natt_sa *sa, uint32_t addr,
+			   uint16_t port);
+/** Send tunnel tid (ours, counters t) a keepalive if it is due. */
+void natt_keepalive_scan_one(struct natt_worker *w, uint32_t tid,
+			     struct natt_tunnel_stats *t);
+
 /** Inbound: frames from the outside port, any mix of kinds. Consumes all. */
 void natt_inbound(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n);
 
@@ -180,9 +218,9 @@ void natt_evt_post(struct natt_worker *w, struct natt_evt *e);
 void natt_evt_send(struct natt_worker *w, uint16_t type, uint32_t cookie,
 		   int status, uint32_t spi, uint32_t tunnel_id);
 
-/** Raise NATT_EVT_IDLE for tunnels we own that saw nothing for
- *  idle_timeout_s; looks at a slice of the tunnels per call. */
-void natt_idle_scan(struct natt_worker *w);
+/** Look at a slice of the tunnels we own per call: raise NATT_EVT_IDLE for
+ *  those that saw nothing for idle_timeout_s, send due NAT keepalives. */
+void natt_tunnel_scan(struct natt_worker *w);
 
 /** Apply up to NATT_CTL_BUDGET control messages; returns how many. */
 unsigned int natt_ctl_drain(struct natt_worker *w);

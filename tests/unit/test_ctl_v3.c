@@ -362,6 +362,8 @@ commit(struct natt_worker *w, uint32_t gen)
 	return e.status;
 }
 
+static uint16_t next_keepalive_s;   /* keepalive_s of the next SA_ADD */
+
 /* SA_ADD as natt-control sends it to worker w: keys only in the owner's copy.
  * Inbound selectors 10.50.0.0/16 (remote_ts), outbound 10.10.0.0/16. */
 static int
@@ -385,6 +387,7 @@ sa_add_peer(struct natt_worker *w, uint32_t spi, uint32_t tid, uint8_t dir, uint
 	s->remote_port = htons(rport);
 	s->local_port = htons(4500);
 	s->n_ts = 1;
+	s->keepalive_s = dir == NATT_DIR_OUT ? next_keepalive_s : 0;
 	s->ts[0].addr = ip4(dir == NATT_DIR_IN ? "10.50.0.0" : "10.10.0.0");
 	s->ts[0].plen = 16;
 	if (owner == w->id)
@@ -1168,7 +1171,7 @@ test_idle(void)
 	      "created_tsc set, owners 0 and 1");
 
 	w0->now = t1->created_tsc + 3 * hz;
-	natt_idle_scan(w0);
+	natt_tunnel_scan(w0);
 	n = (int)evt_take(w0, NATT_EVT_IDLE, &e);
 	CHECK(n == 1 && e.tunnel_id == 1 && e.value == 3 && e.worker == 0 && e.version ==
 	      NATT_CTL_VERSION, "worker 0, 3 s after install: one IDLE, tunnel 1 (not 2, not 3), "
@@ -1176,14 +1179,14 @@ test_idle(void)
 	CHECK(t1->idle == 1 && t2->idle == 0 && w0->st->counters[NATT_CNT_IDLE_EVENTS] == 1,
 	      "tunnel 1 idle flag set, idle_events 1");
 	w1->now = t2->created_tsc + 3 * hz;
-	natt_idle_scan(w1);
+	natt_tunnel_scan(w1);
 	n = (int)evt_take(w1, NATT_EVT_IDLE, &e);
 	CHECK(n == 1 && e.tunnel_id == 2 && e.worker == 1 && e.value == 3,
 	      "worker 1: one IDLE, its tunnel 2 (n %d, tunnel %u)", n, e.tunnel_id);
 	w0->now += hz / 1000 + 1;
-	natt_idle_scan(w0);
+	natt_tunnel_scan(w0);
 	w0->now += 10 * hz;
-	natt_idle_scan(w0);
+	natt_tunnel_scan(w0);
 	n = (int)evt_take(w0, NATT_EVT_IDLE, NULL);
 	CHECK(n == 0 && t1->idle == 1, "scans later in the same silence: nothing (%d)", n);
 
@@ -1192,11 +1195,11 @@ test_idle(void)
 	CHECK(in_one(w0, 41, I1, 1) == R_DELIVERED && t1->last_seen_tsc == x,
 	      "a packet on tunnel 1: last_seen_tsc moves");
 	w0->now = x + hz;
-	natt_idle_scan(w0);
+	natt_tunnel_scan(w0);
 	n = (int)evt_take(w0, NATT_EVT_IDLE, NULL);
 	CHECK(n == 0 && t1->idle == 0, "1 s later: no event, idle flag cleared (%d)", n);
 	w0->now = x + 3 * hz;
-	natt_idle_scan(w0);
+	natt_tunnel_scan(w0);
 	n = (int)evt_take(w0, NATT_EVT_IDLE, &e);
 	CHECK(n == 1 && e.tunnel_id == 1 && e.value == 3 && t1->idle == 1,
 	      "3 s after it: a second IDLE, value 3 (n %d, value %u)", n, e.value);
@@ -1206,10 +1209,10 @@ test_idle(void)
 	w0->now = x;
 	CHECK(in_one(w0, 41, I1, 2) == R_DELIVERED, "another packet");
 	w0->now = x + 3 * hz;
-	natt_idle_scan(w0);
+	natt_tunnel_scan(w0);
 	n = (int)evt_take(w0, NATT_EVT_IDLE, NULL);
 	w0->now += hz / 1000 + 1;
-	natt_idle_scan(w0);
+	natt_tunnel_scan(w0);
 	{
 		int n2 = (int)evt_take(w0, NATT_EVT_IDLE, NULL);
 
@@ -1230,11 +1233,204 @@ test_idle(void)
 	for (unsigned int k = 1; k <= 3; k++) {
 		w0->now = x + k * 1000 * hz;
 		w1->now = w0->now;
-		natt_idle_scan(w0);
-		natt_idle_scan(w1);
+		natt_tunnel_scan(w0);
+		natt_tunnel_scan(w1);
 	}
 	n = (int)(evt_take(w0, NATT_EVT_IDLE, NULL) + evt_take(w1, NATT_EVT_IDLE, NULL));
 	CHECK(n == 0, "idle_timeout_s 0: no IDLE however long (%d)", n);
+	rig_down();
+}
+
+/* ==== 7. NAT-T behaviour: follow, pin, newest only, keepalives ==== */
+
+/* Where w's outbound path sends a clear packet to dst: outer destination
+ * address and UDP port (network order) of the one frame it made, its outer
+ * IPv4 checksum checked. false if it made none or the checksum is wrong. */
+static bool
+sealed_to(struct natt_worker *w, const char *dst, uint32_t *addr, uint16_t *port)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(pool);
+	uint8_t *p = (uint8_t *)rte_pktmbuf_append(m, 14 + INNER_LEN);
+	const struct rte_ipv4_hdr *ip;
+	bool ok;
+
+	memset(p, 0, 14);
+	p[12] = 0x08;
+	inner_pkt(p + 14, INNER_LEN, ip4("10.10.1.2"), ip4(dst), 9);
+	m->port = TW_INSIDE_PORT;
+	ok = tw_outbound_one(w, m) == -1 && w->port[TW_OUTSIDE_PORT].n_tx == 1;
+	if (ok) {
+		ip = rte_pktmbuf_mtod_offset(w->port[TW_OUTSIDE_PORT].tx[0],
+					     const struct rte_ipv4_hdr *, 14);
+		*addr = ip->dst_addr;
+		*port = ((const struct rte_udp_hdr *)(ip + 1))->dst_port;
+		ok = rte_raw_cksum(ip, 20) == 0xffff;
+	}
+	tw_tx_discard(w);
+	return ok;
+}
+
+static bool
+at(uint32_t addr, uint16_t port, const char *a, uint16_t p)
+{
+	return addr == ip4(a) && port == htons(p);
+}
+
+/* A NAT keepalive (RFC 3948 2.3) from src:sport; true if it was consumed. */
+static bool
+keepalive_from(struct natt_worker *w, const char *src, uint16_t sport)
+{
+	static const uint8_t ka = 0xff;
+	struct rte_mbuf *m = tw_frame(pool, &ka, 1);
+	struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *, 14);
+	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip + 1);
+
+	ip->src_addr = ip4(src);
+	ip->hdr_checksum = 0;
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	udp->src_port = htons(sport);
+	return tw_inbound_one(w, m) == NATT_DROP_KEEPALIVE;
+}
+
+/* The keepalives w's scan sent on the outside port to a:p (the scan looks at
+ * every tunnel id in one call: MAX_TUNNELS < its slice). */
+static unsigned int
+keepalives_out(struct natt_worker *w, const char *a, uint16_t p)
+{
+	struct natt_port *o = &w->port[TW_OUTSIDE_PORT];
+	unsigned int n = 0;
+
+	w->idle_scan_tsc = 0;
+	w->idle_next_id = 0;
+	natt_tunnel_scan(w);
+	for (unsigned int i = 0; i < o->n_tx; i++) {
+		const struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(o->tx[i],
+							const struct rte_ipv4_hdr *, 14);
+		const struct rte_udp_hdr *udp = (const struct rte_udp_hdr *)(ip + 1);
+
+		n += rte_pktmbuf_data_len(o->tx[i]) == 14 + 20 + 8 + 1 &&
+		     rte_raw_cksum(ip, 20) == 0xffff && at(ip->dst_addr, udp->dst_port, a, p) &&
+		     ip->src_addr == ip4(TW_OUTSIDE_ADDR) && udp->src_port == htons(4500) &&
+		     udp->dgram_len == htons(9) && *(const uint8_t *)(udp + 1) == 0xff;
+	}
+	if (n != o->n_tx)
+		n += 1000;           /* something else, or a malformed keepalive */
+	tw_tx_discard(w);
+	return n;
+}
+
+static void
+test_nat_behaviour(void)
+{
+	static const struct pfx r7[] = { { "10.1.7.0", 24 } }, r8[] = { { "10.1.8.0", 24 } },
+				 r9[] = { { "10.1.9.0", 24 } };
+	const uint32_t F = 0x51000001u, P = 0x52000001u, K = 0x53000001u;
+	struct natt_worker *w;
+	struct natt_tunnel_stats *t, *tp, *tk;
+	struct natt_evt e;
+	uint32_t a = 0;
+	uint16_t port = 0;
+	uint64_t hz, x;
+	int rc, n;
+
+	printf("-- 7. NAT-T: follow, pin, newest only, keepalives\n");
+	rig_up(1);
+	w = W[0];
+	hz = w->tsc_hz;
+	t = tun(7);
+	tp = tun(8);
+	tk = tun(9);
+	CHECK(sa_add(w, F, 7, NATT_DIR_IN, 0, 51, NATT_SA_F_RESET_STATS) == 0 &&
+	      sa_add(w, OUT_SPI(7), 7, NATT_DIR_OUT, 0, OUT_KID(7), 0) == 0 &&
+	      route(w, NATT_CTL_ROUTE_ADD, 7, 0, r7, 1) == 0,
+	      "tunnel 7 (follow): in, out, 10.1.7.0/24, peer " PEER ":4500");
+	CHECK(sealed_to(w, "10.1.7.5", &a, &port) && at(a, port, PEER, 4500),
+	      "outbound goes to the configured " PEER ":4500");
+	CHECK(in_from(w, 51, F, 1, PEER, 4500, false) == R_DELIVERED &&
+	      in_from(w, 51, F, 3, PEER, 4601, false) == R_DELIVERED,
+	      "seq 1 from :4500, seq 3 from :4601: delivered");
+	n = (int)evt_take(w, NATT_EVT_NAT_MAPPING, &e);
+	CHECK(n == 1 && e.value == NATT_EVT_MAPPING_FOLLOWED && e.port == htons(4601) &&
+	      e.old_port == htons(4500), "one NAT_MAPPING event, FOLLOWED, :4500 -> :4601 (%d, "
+	      "value %u)", n, n ? e.value : 0);
+	CHECK(sealed_to(w, "10.1.7.5", &a, &port) && at(a, port, PEER, 4601),
+	      "outbound follows to :4601 at once, outer checksum right (got :%u)", ntohs(port));
+	CHECK(t->remote_port == htons(4601) && t->prev_remote_port == htons(4500) &&
+	      t->seen_port == htons(4601) && t->mapping_changes == 1 &&
+	      w->st->counters[NATT_CNT_NAT_FOLLOWED] == 1,
+	      "stats: remote :4601, prev :4500, seen :4601, 1 change, nat_mapping_followed 1");
+
+	rc = in_from(w, 51, F, 2, PEER, 4500, false);
+	CHECK(rc == R_DELIVERED && evt_take(w, NATT_EVT_NAT_MAPPING, NULL) == 0 &&
+	      sealed_to(w, "10.1.7.5", &a, &port) && at(a, port, PEER, 4601),
+	      "seq 2 (authentic, fresh, not the newest) from the old :4500: delivered, the "
+	      "mapping stays :4601 (%d)", rc);
+	rc = in_from(w, 51, F, 4, "198.51.100.66", 4700, true);
+	CHECK(rc == NATT_DROP_AUTH_FAILED && sealed_to(w, "10.1.7.5", &a, &port) &&
+	      at(a, port, PEER, 4601), "forged seq 4 from .66:4700: auth_failed, outbound "
+	      "stays :4601 (%d)", rc);
+
+	CHECK(keepalive_from(w, PEER, 4601) && t->keepalives == 1 && t->last_keepalive_tsc ==
+	      w->now && w->st->counters[NATT_CNT_KEEPALIVES_IN] == 1,
+	      "keepalive from the current :4601: counted on tunnel 7 (%" PRIu64 ")",
+	      t->keepalives);
+	CHECK(keepalive_from(w, PEER, 4500) && keepalive_from(w, "198.51.100.99", 4500) &&
+	      t->keepalives == 1 && w->st->counters[NATT_CNT_KEEPALIVES_IN] == 1 &&
+	      w->st->drops[NATT_DROP_KEEPALIVE] == 3,
+	      "keepalives from the old :4500 and an unknown peer: consumed, on no tunnel");
+
+	CHECK(sa_add(w, P, 8, NATT_DIR_IN, 0, 52, NATT_SA_F_RESET_STATS | NATT_SA_F_PIN) == 0 &&
+	      sa_add(w, OUT_SPI(8), 8, NATT_DIR_OUT, 0, OUT_KID(8), NATT_SA_F_PIN) == 0 &&
+	      route(w, NATT_CTL_ROUTE_ADD, 8, 0, r8, 1) == 0 && tp->pinned == 1,
+	      "tunnel 8 (pin): in, out, 10.1.8.0/24, peer " PEER ":4500");
+	CHECK(in_from(w, 52, P, 1, PEER, 4800, false) == R_DELIVERED,
+	      "pinned: seq 1 from :4800 delivered");
+	n = (int)evt_take(w, NATT_EVT_NAT_MAPPING, &e);
+	CHECK(n == 1 && e.value == 0 && e.port == htons(4800) && tp->pin_ignored == 1 &&
+	      tp->mapping_changes == 0 && tp->remote_port == htons(4500) &&
+	      tp->seen_port == htons(4800), "pinned: one event, value 0 (not followed), "
+	      "pin_ignored 1, remote :4500, seen :4800 (%d)", n);
+	CHECK(sealed_to(w, "10.1.8.5", &a, &port) && at(a, port, PEER, 4500),
+	      "pinned: outbound stays at :4500 (got :%u)", ntohs(port));
+	CHECK(in_from(w, 52, P, 2, PEER, 4800, false) == R_DELIVERED &&
+	      evt_take(w, NATT_EVT_NAT_MAPPING, NULL) == 0 && tp->pin_ignored == 1,
+	      "pinned: more from :4800, no second event");
+	CHECK(keepalive_from(w, PEER, 4800) && tp->keepalives == 1,
+	      "pinned: a keepalive from where it is seen (:4800) counts on tunnel 8");
+
+	next_keepalive_s = 2;
+	CHECK(sa_add(w, K, 9, NATT_DIR_IN, 0, 53, NATT_SA_F_RESET_STATS) == 0 &&
+	      sa_add(w, OUT_SPI(9), 9, NATT_DIR_OUT, 0, OUT_KID(9), 0) == 0 &&
+	      route(w, NATT_CTL_ROUTE_ADD, 9, 0, r9, 1) == 0 && w->n_keepalive == 1 &&
+	      tk->keepalive_s == 2, "tunnel 9: keepalive = 2 s");
+	next_keepalive_s = 0;
+	w->now = tk->created_tsc + hz;
+	CHECK(keepalives_out(w, PEER, 4500) == 0, "1 s after install: no keepalive");
+	w->now = tk->created_tsc + 2 * hz + 1;
+	n = (int)keepalives_out(w, PEER, 4500);
+	CHECK(n == 1 && tk->keepalives_sent == 1 && tk->last_keepalive_sent_tsc == w->now &&
+	      w->st->counters[NATT_CNT_KEEPALIVES_SENT] == 1,
+	      "2 s: one keepalive, 0xFF in UDP 4500 -> " PEER ":4500 (%d)", n);
+	w->now += hz;
+	CHECK(keepalives_out(w, PEER, 4500) == 0, "1 s later: none");
+	x = w->now;
+	CHECK(sealed_to(w, "10.1.9.5", &a, &port) && tk->last_out_tsc == x,
+	      "an ESP packet goes out on tunnel 9");
+	w->now = x + 2 * hz - 1;
+	CHECK(keepalives_out(w, PEER, 4500) == 0, "just under 2 s after it: no keepalive");
+	w->now = x + 2 * hz + 1;
+	CHECK(keepalives_out(w, PEER, 4500) == 1 && tk->keepalives_sent == 2,
+	      "2 s after the last packet out: the next keepalive");
+	CHECK(in_from(w, 53, K, 5, PEER, 4900, false) == R_DELIVERED &&
+	      evt_take(w, NATT_EVT_NAT_MAPPING, NULL) == 1, "tunnel 9's NAT moves to :4900");
+	w->now += 2 * hz + 1;
+	CHECK(keepalives_out(w, PEER, 4900) == 1, "its keepalives follow to :4900");
+	CHECK(t->keepalives_sent == 0 && tp->keepalives_sent == 0,
+	      "tunnels 7 and 8 (keepalive 0): none sent");
+	CHECK(sa_del(w, OUT_SPI(9), NATT_DIR_OUT, 9, 0, 0) == 0 && w->n_keepalive == 0,
+	      "tunnel 9's outbound SA deleted: no keepalive SA left");
+	w->now += 10 * hz;
+	CHECK(keepalives_out(w, PEER, 4900) == 0, "and none is sent");
 	rig_down();
 }
 
@@ -1259,6 +1455,7 @@ main(int argc, char **argv)
 	test_routes();
 	test_nat_mapping();
 	test_idle();
+	test_nat_behaviour();
 	printf("%u passed, %u failed\n", n_pass, n_fail);
 	rte_eal_cleanup();
 	return n_fail ? 1 : 0;
