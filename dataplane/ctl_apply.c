@@ -113,7 +113,18 @@ apply_iface(struct natt_worker *w, const struct natt_ctl_iface *m)
 	p->role = m->role;
 	p->addr = m->addr;
 	p->mtu = m->mtu;
-	memcpy(p->next_hop.addr_bytes, m->next_hop_mac, RTE_ETHER_ADDR_LEN);
+	if (!rte_is_zero_ether_addr((const struct rte_ether_addr *)m->next_hop_mac)) {
+		memcpy(p->next_hop.addr_bytes, m->next_hop_mac, RTE_ETHER_ADDR_LEN);
+		p->next_hop_ip = 0;
+		p->resolved = true;
+	} else if (m->next_hop_ip != p->next_hop_ip) {
+		/* a new next hop to resolve; the same one again (every reload
+		 * sends IFACE) keeps what ARP found */
+		p->next_hop_ip = m->next_hop_ip;
+		p->resolved = false;
+		p->arp_next_tsc = 0;
+	}
+	w->hdr->neigh[m->port].ip = p->next_hop_ip;   /* every worker: the same value */
 	if (m->role == NATT_ROLE_OUTSIDE) {
 		w->outside = m->port;
 		w->inner_mtu = natt_inner_mtu(m->mtu);
@@ -129,7 +140,8 @@ apply_params(struct natt_worker *w, const struct natt_ctl_params *m)
 		return -EINVAL;
 	w->mss_clamp = m->mss_clamp;
 	w->df_mode = m->df_mode;
-	w->icmp_rate = m->icmp_rate;
+	w->icmp.rate = m->icmp_rate;
+	w->exception.rate = m->exception_rate;
 	w->idle_timeout_s = m->idle_timeout_s;
 	w->idle_timeout_tsc = (uint64_t)m->idle_timeout_s * w->tsc_hz;
 	return 0;

@@ -51,6 +51,9 @@ inb_classify(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n)
 		if (r != NATT_CLASS_ESP) {
 			if (r == NATT_DROP_KEEPALIVE)
 				natt_keepalive_in(w, m, w->meta[k].src_addr, w->meta[k].src_port);
+			else if ((r == NATT_DROP_IKE || r == NATT_DROP_NOT_ESP ||
+				  r == NATT_DROP_FRAGMENT) && natt_host_bound(m, local))
+				natt_host_in(w, w->outside, m, r);  /* the gateway's own */
 			else
 				natt_drop(w, m, r);
 			continue;
@@ -194,6 +197,10 @@ inb_deliver(struct natt_worker *w, struct rte_mbuf *m, struct natt_sa *sa,
 	}
 	if (unlikely(ip->time_to_live <= 1)) {
 		natt_drop(w, m, NATT_DROP_TTL_EXPIRED);
+		return;
+	}
+	if (unlikely(!in->resolved)) {
+		natt_drop(w, m, NATT_DROP_NO_NEIGHBOR);
 		return;
 	}
 	natt_ttl_decrement(ip);

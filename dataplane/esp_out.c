@@ -43,6 +43,7 @@
 static unsigned int
 outb_classify(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n)
 {
+	uint32_t local = w->port[w->inside].addr;
 	unsigned int k = 0;
 
 	for (uint16_t i = 0; i < n; i++)
@@ -57,12 +58,20 @@ outb_classify(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n)
 		if (unlikely(m->nb_segs != 1 ||
 			     (len >= RTE_ETHER_HDR_LEN &&
 			      eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)))) {
-			natt_drop(w, m, NATT_DROP_UNSUPPORTED);
+			if (m->nb_segs == 1 &&
+			    eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP))
+				natt_host_in(w, w->inside, m, NATT_DROP_UNSUPPORTED);
+			else
+				natt_drop(w, m, NATT_DROP_UNSUPPORTED);
 			continue;
 		}
 		if (unlikely(len < RTE_ETHER_HDR_LEN ||
 			     (tot = natt_ipv4_check(ip, len - RTE_ETHER_HDR_LEN)) == 0)) {
 			natt_drop(w, m, NATT_DROP_MALFORMED);
+			continue;
+		}
+		if (unlikely(ip->dst_addr == local)) {  /* ping or ssh to the gateway */
+			natt_host_in(w, w->inside, m, NATT_DROP_NO_ROUTE);
 			continue;
 		}
 		/* Ethernet padding of short frames is not part of the packet */
@@ -95,20 +104,6 @@ icmp_eligible(const struct rte_ipv4_hdr *ip, uint16_t tot)
 	return true;
 }
 
-/* At most icmp_rate per second per worker. */
-static bool
-icmp_rate_ok(struct natt_worker *w)
-{
-	if (w->now - w->icmp_window >= w->tsc_hz) {
-		w->icmp_window = w->now;
-		w->icmp_count = 0;
-	}
-	if (w->icmp_count >= w->icmp_rate)
-		return false;
-	w->icmp_count++;
-	return true;
-}
-
 /* ICMP destination unreachable, fragmentation needed (RFC 1191), with the
  * largest inner packet that fits, back to the inner source on the inside. */
 static void
@@ -121,11 +116,11 @@ icmp_frag_needed(struct natt_worker *w, const struct rte_ipv4_hdr *ip, uint16_t 
 	struct rte_icmp_hdr *ic;
 	struct rte_mbuf *m;
 
-	if (!icmp_eligible(ip, tot)) {
+	if (!icmp_eligible(ip, tot) || !in->resolved) {
 		w->st->counters[NATT_CNT_ICMP_SUPPRESSED]++;
 		return;
 	}
-	if (!icmp_rate_ok(w)) {
+	if (!natt_rate_ok(w, &w->icmp)) {
 		w->st->counters[NATT_CNT_ICMP_LIMITED]++;
 		return;
 	}
@@ -386,6 +381,11 @@ outb_prepare(struct natt_worker *w, unsigned int k)
 {
 	unsigned int nops = 0;
 
+	if (unlikely(!w->port[w->outside].resolved)) {
+		for (unsigned int j = 0; j < k; j++)
+			natt_drop(w, w->esp_m[j], NATT_DROP_NO_NEIGHBOR);
+		return 0;
+	}
 	rte_fib_lookup_bulk(w->fib, w->dst_ip, w->next_hop, (int)k);
 	/* tunnel ids, then their slots and SAs asked for a burst ahead (many
 	 * tunnels: overlap the cache misses, see natt_sa_prefetch) */

@@ -158,7 +158,8 @@ natt_keepalive_scan_one(struct natt_worker *w, uint32_t tid, struct natt_tunnel_
 	struct natt_sa *sa = v;
 	uint64_t last;
 
-	if (v == NULL || natt_sa_is_remote(v) || sa->keepalive_s == 0 || sa->seq_exhausted)
+	if (v == NULL || natt_sa_is_remote(v) || sa->keepalive_s == 0 || sa->seq_exhausted ||
+	    !w->port[w->outside].resolved)
 		return;
 	/* RFC 3948 2.3: only when no other packet kept the mapping alive */
 	last = natt_tsc_latest(t->last_out_tsc, t->last_keepalive_sent_tsc, t->created_tsc);

@@ -36,7 +36,7 @@ natt_tx_flush_port(struct natt_worker *w, uint16_t p)
 static void
 tx_flush_all(struct natt_worker *w)
 {
-	for (uint16_t p = 0; p < w->n_ports; p++)
+	for (uint16_t p = 0; p < w->n_eth_ports; p++)   /* TAPs included */
 		natt_tx_flush_port(w, p);
 }
 
@@ -123,6 +123,7 @@ natt_worker_main(void *arg)
 		}
 		w->now = rte_rdtsc();
 		poll_ports(w);
+		natt_host_poll(w);
 		tx_flush_all(w);
 		if (unlikely(w->n_retire != 0))
 			natt_sa_retire_poll(w, w->now);

@@ -52,8 +52,19 @@ struct natt_retire {
 	uint64_t until;               /* TSC */
 };
 
+/* At most rate events per second (ICMP errors sent, packets punted). */
+struct natt_rate {
+	uint32_t rate;                /* per second, 0 = never */
+	uint32_t count;               /* in the current second */
+	uint64_t window;              /* TSC the current second started */
+};
+
 struct natt_port {
 	uint8_t role;                 /* enum natt_if_role, NONE = not polled */
+	bool resolved;                /* next_hop is known (static, or by ARP) */
+	uint16_t tap;                 /* port id of its TAP, UINT16_MAX = none */
+	uint64_t arp_next_tsc;        /* worker 0: next ARP request for next_hop */
+	uint32_t next_hop_ip;         /* network order: resolve by ARP, 0 = static */
 	uint16_t mtu;
 	uint32_t addr;                /* network order */
 	struct rte_ether_addr mac;    /* ours */
@@ -95,9 +106,12 @@ struct natt_worker {
 	uint16_t mss_clamp;           /* 0 = off */
 	uint8_t df_mode;              /* enum natt_df_mode */
 	uint16_t ip_id;               /* next outer IP ID (stride n_workers) */
-	uint32_t icmp_rate;           /* per second, 0 = never */
-	uint32_t icmp_count;          /* sent in the current second */
-	uint64_t icmp_window;         /* TSC the current second started */
+	struct natt_rate icmp;        /* ICMP frag-needed sent */
+	struct natt_rate exception;   /* packets punted to the host */
+	uint16_t n_taps;              /* ports with a TAP */
+	uint16_t n_eth_ports;         /* every ethdev port, TAPs included */
+	uint64_t tap_poll_tsc;        /* next look at the TAPs (host.c) */
+	uint64_t neigh_poll_tsc;      /* next look at the ARP neighbours */
 	uint64_t tsc_hz;
 	struct rte_mempool *pool;     /* for fragments and ICMP */
 	struct rte_ring *ctl;         /* natt_ctl_<id>: commands in */
@@ -127,6 +141,20 @@ struct natt_worker {
 
 	volatile bool stop __rte_cache_aligned; /* set by the main lcore */
 } __rte_cache_aligned;
+
+/** Is there room for one more event of r this second? Counts it if so. */
+static inline bool
+natt_rate_ok(struct natt_worker *w, struct natt_rate *r)
+{
+	if (w->now - r->window >= w->tsc_hz) {
+		r->window = w->now;
+		r->count = 0;
+	}
+	if (r->count >= r->rate)
+		return false;
+	r->count++;
+	return true;
+}
 
 /** Free m and count it under reason r. The one way a packet is dropped. */
 static inline void
@@ -204,6 +232,17 @@ void natt_nat_mapping_seen(struct natt_worker *w, struct natt_sa *sa, uint32_t a
 /** Send tunnel tid (ours, counters t) a keepalive if it is due. */
 void natt_keepalive_scan_one(struct natt_worker *w, uint32_t tid,
 			     struct natt_tunnel_stats *t);
+
+/** Is m (from a port whose address is local, network order) for the
+ *  gateway's own stack: ARP, or IPv4 to our address? */
+bool natt_host_bound(const struct rte_mbuf *m, uint32_t local);
+/** A frame for the host from port p: to its TAP (rate-limited), or ARP
+ *  answered here, or dropped under reason. Consumes m. */
+void natt_host_in(struct natt_worker *w, uint16_t p, struct rte_mbuf *m,
+		  unsigned int reason);
+/** Between bursts: forward what the hosts sent on the TAPs, pick up ARP
+ *  answers, ask for unresolved next hops. */
+void natt_host_poll(struct natt_worker *w);
 
 /** Inbound: frames from the outside port, any mix of kinds. Consumes all. */
 void natt_inbound(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n);
