@@ -1434,6 +1434,243 @@ test_nat_behaviour(void)
 	rig_down();
 }
 
+/* ==== 8. the gateway's own traffic: exception path, ARP ==== */
+
+#define TAP_PORT 2               /* the outside port's TAP in this rig */
+
+static const uint8_t GW_MAC[6] = { 0x02, 0, 0, 0, 0xaa, 0x01 };
+static const uint8_t PEER_MAC[6] = { 0x02, 0, 0, 0, 0xbb, 0x02 };
+
+/* Ethernet/IPv4 frame src -> dst with protocol proto around payload; the
+ * UDP header, if any, is the caller's (in payload). */
+static struct rte_mbuf *
+ip_frame(uint8_t proto, const char *src, const char *dst, const uint8_t *pl, uint16_t len)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(pool);
+	uint8_t *p = (uint8_t *)rte_pktmbuf_append(m, (uint16_t)(14 + 20 + len));
+	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(p + 14);
+
+	memcpy(p, GW_MAC, 6);
+	memcpy(p + 6, PEER_MAC, 6);
+	p[12] = 0x08;
+	p[13] = 0;
+	memset(ip, 0, 20);
+	ip->version_ihl = 0x45;
+	ip->total_length = htons((uint16_t)(20 + len));
+	ip->time_to_live = 64;
+	ip->next_proto_id = proto;
+	ip->src_addr = ip4(src);
+	ip->dst_addr = ip4(dst);
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	memcpy(p + 34, pl, len);
+	return m;
+}
+
+/* UDP datagram sport -> dport with payload (checksum 0, as IKE may send) */
+static struct rte_mbuf *
+udp_frame(const char *dst, uint16_t sport, uint16_t dport, const uint8_t *pl, uint16_t len)
+{
+	uint8_t b[128];
+
+	put32(b, (uint32_t)sport << 16 | dport);
+	put32(b + 4, (uint32_t)(8 + len) << 16);
+	memcpy(b + 8, pl, len);
+	return ip_frame(IPPROTO_UDP, PEER, dst, b, (uint16_t)(8 + len));
+}
+
+/* ARP (RFC 826) op from sha/sip for tip, as the bytes on the wire */
+static struct rte_mbuf *
+arp_frame(uint16_t op, const uint8_t *sha, const char *sip, const char *tip, uint16_t cut)
+{
+	static const uint8_t hdr[8] = { 0, 1, 8, 0, 6, 4, 0, 0 };
+	struct rte_mbuf *m = rte_pktmbuf_alloc(pool);
+	uint8_t *p = (uint8_t *)rte_pktmbuf_append(m, (uint16_t)(14 + 28 - cut));
+	uint8_t a[28];
+	uint32_t v;
+
+	memset(p, 0xff, 6);
+	memcpy(p + 6, sha, 6);
+	p[12] = 0x08;
+	p[13] = 0x06;
+	memcpy(a, hdr, 8);
+	a[7] = (uint8_t)op;
+	memcpy(a + 8, sha, 6);
+	v = ip4(sip);
+	memcpy(a + 14, &v, 4);
+	memset(a + 18, 0, 6);
+	v = ip4(tip);
+	memcpy(a + 24, &v, 4);
+	memcpy(p + 14, a, 28 - cut);
+	return m;
+}
+
+/* Run m through the path of its port; its reason, or -1 if it left. */
+static int
+host_one(struct natt_worker *w, struct rte_mbuf *m, bool inside)
+{
+	m->port = inside ? TW_INSIDE_PORT : TW_OUTSIDE_PORT;
+	return inside ? tw_outbound_one(w, m) : tw_inbound_one(w, m);
+}
+
+/* Frames queued on port p, then all TX discarded. */
+static unsigned int
+queued(struct natt_worker *w, uint16_t p)
+{
+	unsigned int n = w->port[p].n_tx;
+
+	tw_tx_discard(w);
+	return n;
+}
+
+static void
+test_host_path(void)
+{
+	static const uint8_t ike[] = { 0x11, 0x22, 0x33, 0x44, 0x55 };
+	static const uint8_t marker_ike[] = { 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef };
+	static const uint8_t echo[] = { 8, 0, 0xf7, 0xff, 0, 0, 0, 0 };
+	const char *NH = "203.0.113.254";
+	struct natt_worker *w;
+	struct natt_port *o;
+	uint8_t want[42];
+	int rc;
+
+	printf("-- 8. the gateway's own traffic: TAP, rate, ARP\n");
+	rig_up(1);
+	w = W[0];
+	o = &w->port[TW_OUTSIDE_PORT];
+	memcpy(o->mac.addr_bytes, GW_MAC, 6);
+	memcpy(w->port[TW_INSIDE_PORT].mac.addr_bytes, GW_MAC, 6);
+	o->tap = TAP_PORT;
+	w->n_taps = 1;
+	w->n_eth_ports = 3;
+	w->exception.rate = 3;
+	w->now = rte_rdtsc();
+
+	rc = host_one(w, udp_frame(TW_OUTSIDE_ADDR, 500, 500, ike, sizeof(ike)), false);
+	CHECK(rc == -1 && w->port[TAP_PORT].n_tx == 1 &&
+	      rte_pktmbuf_data_len(w->port[TAP_PORT].tx[0]) == 14 + 20 + 8 + sizeof(ike) &&
+	      memcmp(rte_pktmbuf_mtod_offset(w->port[TAP_PORT].tx[0], uint8_t *, 42), ike,
+		     sizeof(ike)) == 0, "IKE on UDP/500 to us: to the TAP as it came (%d)", rc);
+	tw_tx_discard(w);
+	CHECK(host_one(w, udp_frame(TW_OUTSIDE_ADDR, 4500, 4500, marker_ike, sizeof(marker_ike)),
+		       false) == -1 && queued(w, TAP_PORT) == 1,
+	      "IKE behind the non-ESP marker on 4500: to the TAP");
+	CHECK(host_one(w, ip_frame(IPPROTO_ICMP, PEER, TW_OUTSIDE_ADDR, echo, sizeof(echo)),
+		       false) == -1 && queued(w, TAP_PORT) == 1 &&
+	      w->st->counters[NATT_CNT_EXCEPTION] == 3, "ICMP echo to us: to the TAP, 3 punted");
+	rc = host_one(w, udp_frame(TW_OUTSIDE_ADDR, 500, 500, ike, sizeof(ike)), false);
+	CHECK(rc == NATT_DROP_EXCEPTION_LIMITED && queued(w, TAP_PORT) == 0,
+	      "the 4th within the second (exception_rate 3): exception_limited (%d)", rc);
+	w->now += w->tsc_hz;
+	CHECK(host_one(w, udp_frame(TW_OUTSIDE_ADDR, 500, 500, ike, sizeof(ike)), false) == -1 &&
+	      queued(w, TAP_PORT) == 1, "a second later: to the TAP again");
+	rc = host_one(w, ip_frame(IPPROTO_ICMP, PEER, "203.0.113.77", echo, sizeof(echo)), false);
+	CHECK(rc == NATT_DROP_NOT_ESP && queued(w, TAP_PORT) == 0,
+	      "ICMP to another address: not_esp, not punted (%d)", rc);
+	{
+		struct rte_mbuf *m = udp_frame(TW_OUTSIDE_ADDR, 500, 500, ike, sizeof(ike));
+
+		rte_pktmbuf_mtod_offset(m, uint8_t *, 14 + 10)[0] ^= 1;   /* IP checksum */
+		rc = host_one(w, m, false);
+		CHECK(rc == NATT_DROP_MALFORMED && queued(w, TAP_PORT) == 0,
+		      "IKE with a bad IP checksum: malformed, not punted (%d)", rc);
+	}
+	rc = host_one(w, tw_frame(pool, (const uint8_t *)"\x00\x00\x01\x00" "01234567"
+				  "89abcdef0123456789abcdef0123456789ab", 40), false);
+	CHECK(rc == NATT_DROP_NO_SA && queued(w, TAP_PORT) == 0,
+	      "ESP (unknown SPI): no_sa, never to the host (%d)", rc);
+	CHECK(host_one(w, arp_frame(1, PEER_MAC, PEER, TW_OUTSIDE_ADDR, 0), false) == -1 &&
+	      queued(w, TAP_PORT) == 1 && queued(w, TW_OUTSIDE_PORT) == 0 &&
+	      w->st->counters[NATT_CNT_ARP_REPLIES] == 0,
+	      "with a TAP, ARP for our address goes to the host (not answered here)");
+	w->exception.rate = 0;
+	rc = host_one(w, udp_frame(TW_OUTSIDE_ADDR, 500, 500, ike, sizeof(ike)), false);
+	CHECK(rc == NATT_DROP_IKE && queued(w, TAP_PORT) == 0,
+	      "exception_rate 0: IKE is the ike drop again (%d)", rc);
+
+	o->tap = UINT16_MAX;
+	w->n_taps = 0;
+	CHECK(host_one(w, arp_frame(1, PEER_MAC, PEER, TW_OUTSIDE_ADDR, 0), false) == -1 &&
+	      o->n_tx == 1 && rte_pktmbuf_data_len(o->tx[0]) == 42 &&
+	      w->st->counters[NATT_CNT_ARP_REPLIES] == 1, "no TAP: ARP for our address answered");
+	{
+		/* RFC 826: the reply, as a host on the wire would send it */
+		static const uint8_t hdr[8] = { 0, 1, 8, 0, 6, 4, 0, 2 };
+		uint32_t a = ip4(TW_OUTSIDE_ADDR), b = ip4(PEER);
+
+		memcpy(want, PEER_MAC, 6);
+		memcpy(want + 6, GW_MAC, 6);
+		want[12] = 0x08;
+		want[13] = 0x06;
+		memcpy(want + 14, hdr, 8);
+		memcpy(want + 22, GW_MAC, 6);
+		memcpy(want + 28, &a, 4);
+		memcpy(want + 32, PEER_MAC, 6);
+		memcpy(want + 38, &b, 4);
+		CHECK(o->n_tx == 1 && memcmp(rte_pktmbuf_mtod(o->tx[0], uint8_t *), want, 42) == 0,
+		      "the reply: to the asker, is-at our MAC, every byte as RFC 826 has it");
+		tw_tx_discard(w);
+	}
+	rc = host_one(w, arp_frame(1, PEER_MAC, PEER, "203.0.113.9", 0), false);
+	CHECK(rc == NATT_DROP_NOT_ESP && queued(w, TW_OUTSIDE_PORT) == 0,
+	      "ARP for another address: not answered, not_esp (%d)", rc);
+	rc = host_one(w, arp_frame(1, PEER_MAC, PEER, TW_OUTSIDE_ADDR, 10), false);
+	CHECK(rc == NATT_DROP_MALFORMED && queued(w, TW_OUTSIDE_PORT) == 0,
+	      "truncated ARP: malformed (%d)", rc);
+	CHECK(host_one(w, arp_frame(1, PEER_MAC, "10.10.0.2", TW_INSIDE_ADDR, 0), true) == -1 &&
+	      queued(w, TW_INSIDE_PORT) == 1, "inside: ARP for our inside address answered");
+	rc = host_one(w, ip_frame(IPPROTO_ICMP, "10.10.0.2", TW_INSIDE_ADDR, echo, sizeof(echo)),
+		      true);
+	CHECK(rc == NATT_DROP_NO_ROUTE, "inside: ping to our address, no TAP: no_route (%d)", rc);
+	w->port[TW_INSIDE_PORT].tap = TAP_PORT + 1;
+	w->exception.rate = 10;
+	CHECK(host_one(w, ip_frame(IPPROTO_ICMP, "10.10.0.2", TW_INSIDE_ADDR, echo, sizeof(echo)),
+		       true) == -1 && queued(w, TAP_PORT + 1) == 1,
+	      "inside: with its TAP, the ping goes to the host");
+	w->port[TW_INSIDE_PORT].tap = UINT16_MAX;
+
+	/* next hop by ARP, as IFACE next_hop_ip sets it up (apply_iface) */
+	o->next_hop_ip = ip4(NH);
+	o->resolved = false;
+	o->arp_next_tsc = 0;
+	w->hdr->neigh[TW_OUTSIDE_PORT].ip = ip4(NH);
+	CHECK(sa_add(w, OUT_SPI(10), 10, NATT_DIR_OUT, 0, OUT_KID(10), NATT_SA_F_RESET_STATS) == 0 &&
+	      route(w, NATT_CTL_ROUTE_ADD, 10, 0, (const struct pfx[]){ { "10.1.10.0", 24 } }, 1)
+	      == 0, "tunnel 10: outbound, 10.1.10.0/24");
+	rc = route_of(w, "10.1.10.5");
+	CHECK(rc == R_DROP(NATT_DROP_NO_NEIGHBOR), "next hop unresolved: no_neighbor (%d)", rc);
+	w->neigh_poll_tsc = 0;
+	natt_host_poll(w);
+	{
+		const uint8_t *q = o->n_tx == 1 ? rte_pktmbuf_mtod(o->tx[0], const uint8_t *) : NULL;
+		uint32_t sip = ip4(TW_OUTSIDE_ADDR), tip = ip4(NH);
+
+		CHECK(q != NULL && rte_pktmbuf_data_len(o->tx[0]) == 42 &&
+		      memcmp(q, "\xff\xff\xff\xff\xff\xff", 6) == 0 && memcmp(q + 6, GW_MAC, 6) == 0 &&
+		      q[12] == 8 && q[13] == 6 && q[21] == 1 && memcmp(q + 22, GW_MAC, 6) == 0 &&
+		      memcmp(q + 28, &sip, 4) == 0 && memcmp(q + 38, &tip, 4) == 0 &&
+		      w->st->counters[NATT_CNT_ARP_REQUESTS] == 1,
+		      "worker 0 asks: broadcast who-has " "203.0.113.254" " tell " TW_OUTSIDE_ADDR);
+		tw_tx_discard(w);
+	}
+	w->neigh_poll_tsc = 0;
+	natt_host_poll(w);
+	CHECK(queued(w, TW_OUTSIDE_PORT) == 0, "and not again within the second");
+	rc = host_one(w, arp_frame(2, PEER_MAC, "203.0.113.99", TW_OUTSIDE_ADDR, 0), false);
+	w->neigh_poll_tsc = 0;
+	natt_host_poll(w);
+	CHECK(!o->resolved, "an ARP reply from another address teaches nothing");
+	tw_tx_discard(w);
+	rc = host_one(w, arp_frame(2, PEER_MAC, NH, TW_OUTSIDE_ADDR, 0), false);
+	w->neigh_poll_tsc = 0;
+	natt_host_poll(w);
+	CHECK(o->resolved && memcmp(o->next_hop.addr_bytes, PEER_MAC, 6) == 0,
+	      "the next hop's reply: resolved to its MAC (%d)", rc);
+	tw_tx_discard(w);
+	CHECK(route_of(w, "10.1.10.5") == 10, "and tunnel 10's packets go out again");
+	rig_down();
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1456,6 +1693,7 @@ main(int argc, char **argv)
 	test_nat_mapping();
 	test_idle();
 	test_nat_behaviour();
+	test_host_path();
 	printf("%u passed, %u failed\n", n_pass, n_fail);
 	rte_eal_cleanup();
 	return n_fail ? 1 : 0;
