@@ -249,5 +249,6 @@ natt_host_poll(struct natt_worker *w)
 	if (w->now >= w->neigh_poll_tsc) {
 		w->neigh_poll_tsc = w->now + w->tsc_hz / 1000;
 		neigh_poll(w);
+		natt_peer_upd_drain(w);
 	}
 }

@@ -63,6 +63,7 @@ struct dataplane {
 	struct rte_ring *evt;
 	struct rte_ring *ctl[NATT_MAX_WORKERS];
 	struct rte_ring *handoff[NATT_MAX_WORKERS];
+	struct rte_ring *peer_upd[NATT_MAX_WORKERS];
 	struct natt_worker *w[NATT_MAX_WORKERS];
 };
 
@@ -229,7 +230,10 @@ rings_create(struct dataplane *dp)
 		snprintf(name, sizeof(name), "natt_ho_%u", i);
 		dp->handoff[i] = rte_ring_create(name, NATT_HANDOFF_RING_SIZE, sock,
 						 RING_F_SC_DEQ);
-		if (dp->ctl[i] == NULL || dp->handoff[i] == NULL)
+		snprintf(name, sizeof(name), "natt_peer_%u", i);
+		dp->peer_upd[i] = rte_ring_create_elem(name, sizeof(struct natt_peer_upd),
+						       NATT_PEER_RING_SIZE, sock, RING_F_SC_DEQ);
+		if (dp->ctl[i] == NULL || dp->handoff[i] == NULL || dp->peer_upd[i] == NULL)
 			return -rte_errno;
 	}
 	return 0;
@@ -345,6 +349,10 @@ workers_create(struct dataplane *dp)
 		w->evt = dp->evt;
 		w->handoff = dp->handoff[i];
 		w->handoff_of = dp->handoff;
+		if (dp->n_workers > 1) {
+			w->peer_upd = dp->peer_upd[i];
+			w->peer_upd_of = dp->peer_upd;
+		}
 		w->hdr = dp->hdr;
 		w->st = natt_stats_worker(dp->hdr, i);
 		w->max_tunnels = dp->o.max_tunnels;

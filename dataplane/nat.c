@@ -19,6 +19,8 @@
 #include <rte_ether.h>
 #include <rte_ip.h>
 #include <rte_mbuf.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
 #include <rte_udp.h>
 
 #include "esp.h"
@@ -56,6 +58,36 @@ natt_keepalive_in(struct natt_worker *w, struct rte_mbuf *m, uint32_t addr, uint
 	natt_drop(w, m, NATT_DROP_KEEPALIVE);           /* consumed */
 }
 
+/* Tell the other workers where tunnel tid is seen now. A full ring costs
+ * only that worker's attribution of this peer's keepalives. */
+static void
+peer_upd_post(struct natt_worker *w, uint32_t tid, uint32_t addr, uint16_t port)
+{
+	struct natt_peer_upd u = { .tunnel_id = tid, .addr = addr, .port = port,
+				   .owner = w->id };
+
+	if (w->peer_upd_of == NULL)
+		return;
+	for (uint16_t k = 0; k < w->n_workers; k++)
+		if (k != w->id)
+			rte_ring_mp_enqueue_elem(w->peer_upd_of[k], &u, sizeof(u));
+}
+
+void
+natt_peer_upd_drain(struct natt_worker *w)
+{
+	struct natt_peer_upd u;
+
+	if (w->peer_upd == NULL)
+		return;
+	for (unsigned int n = 0; n < 64; n++) {
+		if (rte_ring_sc_dequeue_elem(w->peer_upd, &u, sizeof(u)) != 0)
+			break;
+		if (u.tunnel_id < w->max_tunnels)
+			natt_peer_set(w, u.tunnel_id, u.owner, u.addr, u.port);
+	}
+}
+
 /* Where an outbound SA sends: move it to addr:port. */
 static void
 out_sa_follow(struct natt_worker *w, uint32_t tid, uint32_t addr, uint16_t port)
@@ -86,6 +118,7 @@ natt_nat_mapping_seen(struct natt_worker *w, struct natt_sa *sa, uint32_t addr, 
 	t->seen_addr = addr;
 	t->seen_port = port;
 	natt_peer_set(w, sa->tunnel_id, w->id, addr, port);
+	peer_upd_post(w, sa->tunnel_id, addr, port);
 	if (t->remote_addr == addr && t->remote_port == port)
 		return;             /* back where outbound already goes */
 	e.old_addr = t->remote_addr;

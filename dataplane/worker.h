@@ -118,6 +118,8 @@ struct natt_worker {
 	struct rte_ring *evt;         /* natt_evt: acks and events out */
 	struct rte_ring *handoff;     /* ours: packets other workers pass us */
 	struct rte_ring *const *handoff_of; /* every worker's, by id */
+	struct rte_ring *peer_upd;    /* ours: mappings other workers' tunnels moved to */
+	struct rte_ring *const *peer_upd_of; /* every worker's, by id (NULL: one worker) */
 	struct natt_stats_hdr *hdr;
 	struct natt_worker_stats *st; /* our block of the stats memzone */
 	uint32_t max_tunnels;
@@ -243,6 +245,21 @@ void natt_host_in(struct natt_worker *w, uint16_t p, struct rte_mbuf *m,
 /** Between bursts: forward what the hosts sent on the TAPs, pick up ARP
  *  answers, ask for unresolved next hops. */
 void natt_host_poll(struct natt_worker *w);
+
+/* A tunnel's NAT mapping moved (its owner tells the other workers, so that
+ * keepalives RSS delivers to them from the new mapping find the tunnel). */
+struct natt_peer_upd {
+	uint32_t tunnel_id;
+	uint32_t addr;                /* network order */
+	uint16_t port;                /* network order */
+	uint16_t owner;
+	uint32_t pad;
+};
+
+#define NATT_PEER_RING_SIZE 1024
+
+/** Apply the mapping moves other workers posted (between bursts). */
+void natt_peer_upd_drain(struct natt_worker *w);
 
 /** Inbound: frames from the outside port, any mix of kinds. Consumes all. */
 void natt_inbound(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n);

@@ -1671,6 +1671,60 @@ test_host_path(void)
 	rig_down();
 }
 
+/* ==== 9. two workers: a moved mapping reaches the worker RSS sends to ==== */
+
+static void
+test_peer_relay(void)
+{
+	const uint32_t S = 0x55000001u;
+	static struct rte_ring *pu[2];
+	struct natt_tunnel_stats *t;
+	uint64_t ho;
+	int rc;
+
+	printf("-- 9. two workers: keepalives from a moved mapping\n");
+	rig_up(2);
+	for (unsigned int i = 0; i < 2; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "t3_pu_%u", ring_seq++);
+		pu[i] = rte_ring_create_elem(name, sizeof(struct natt_peer_upd), 64, SOCKET_ID_ANY,
+					     RING_F_SC_DEQ);
+		if (pu[i] == NULL)
+			abort();
+		W[i]->peer_upd = pu[i];
+		W[i]->peer_upd_of = pu;
+	}
+	t = tun(11);
+	for (unsigned int i = 0; i < 2; i++)
+		CHECK(sa_add(W[i], S, 11, NATT_DIR_IN, 1, 61, NATT_SA_F_RESET_STATS) == 0,
+		      "worker %u: tunnel 11, owner 1, peer " PEER ":4500", i);
+	rc = in_from(W[0], 61, S, 1, PEER, 5000, false);
+	CHECK(rc == R_HANDOFF && handoff_run(W[1]) == 1 && t->remote_port == htons(5000),
+	      "ESP from :5000 at worker 0: handed to worker 1, which moves the mapping (%d)", rc);
+	ho = W[0]->st->counters[NATT_CNT_HANDOFF_OUT];
+	CHECK(keepalive_from(W[0], PEER, 5000) && W[0]->st->counters[NATT_CNT_HANDOFF_OUT] == ho,
+	      "before worker 0 drains its updates: a keepalive from :5000 is on no tunnel");
+	natt_peer_upd_drain(W[0]);
+	ho = W[0]->st->counters[NATT_CNT_HANDOFF_OUT];
+	CHECK(!keepalive_from(W[0], PEER, 5000) &&
+	      W[0]->st->counters[NATT_CNT_HANDOFF_OUT] == ho + 1,
+	      "after: worker 0 hands the keepalive from :5000 to the owner");
+	{
+		struct rte_mbuf *m;
+
+		CHECK(rte_ring_dequeue(HO[1], (void **)&m) == 0 &&
+		      tw_inbound_one(W[1], m) == NATT_DROP_KEEPALIVE && t->keepalives == 1 &&
+		      W[1]->st->counters[NATT_CNT_KEEPALIVES_IN] == 1,
+		      "the owner counts it on tunnel 11");
+	}
+	CHECK(keepalive_from(W[0], PEER, 4500) && t->keepalives == 1,
+	      "the old :4500 is forgotten on worker 0 too (consumed there, on no tunnel)");
+	rig_down();
+	for (unsigned int i = 0; i < 2; i++)
+		rte_ring_free(pu[i]);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1694,6 +1748,7 @@ main(int argc, char **argv)
 	test_idle();
 	test_nat_behaviour();
 	test_host_path();
+	test_peer_relay();
 	printf("%u passed, %u failed\n", n_pass, n_fail);
 	rte_eal_cleanup();
 	return n_fail ? 1 : 0;
