@@ -40,12 +40,38 @@ natt_evt_send(struct natt_worker *w, uint16_t type, uint32_t cookie, int status,
 
 #define IDLE_SCAN_SLICE 256u        /* tunnel ids looked at per scan */
 
+/* Idle: no authenticated packet and no keepalive for idle_timeout_s. */
+static void
+idle_check(struct natt_worker *w, uint32_t id, struct natt_tunnel_stats *t)
+{
+	uint64_t now = w->now, last;
+
+	last = natt_tsc_latest(t->last_seen_tsc, t->last_keepalive_tsc, t->created_tsc);
+	if (t->idle) {
+		if (last == t->idle_mark_tsc)
+			return;                /* still the same silence */
+		t->idle = 0;                   /* traffic again: the next silence counts */
+	}
+	if (now - last > w->idle_timeout_tsc && now > last) {
+		struct natt_evt e = {
+			.type = NATT_EVT_IDLE, .tunnel_id = id, .spi = t->in_spi,
+			.addr = t->remote_addr, .port = t->remote_port,
+			.value = (uint32_t)((now - last) / w->tsc_hz),
+		};
+
+		t->idle = 1;
+		t->idle_mark_tsc = last;
+		w->st->counters[NATT_CNT_IDLE_EVENTS]++;
+		natt_evt_post(w, &e);
+	}
+}
+
 void
-natt_idle_scan(struct natt_worker *w)
+natt_tunnel_scan(struct natt_worker *w)
 {
 	uint64_t now = w->now;
 
-	if (w->idle_timeout_tsc == 0 || now < w->idle_scan_tsc)
+	if ((w->idle_timeout_tsc == 0 && w->n_keepalive == 0) || now < w->idle_scan_tsc)
 		return;
 	/* a slice per millisecond: 1M tunnels in about 4 s, a few cache
 	 * lines per millisecond */
@@ -53,33 +79,18 @@ natt_idle_scan(struct natt_worker *w)
 	for (unsigned int k = 0; k < IDLE_SCAN_SLICE; k++) {
 		uint32_t id = w->idle_next_id++;
 		struct natt_tunnel_stats *t;
-		uint64_t last;
 
 		if (id >= w->max_tunnels) {
 			w->idle_next_id = 0;
 			break;
 		}
 		t = natt_stats_tunnel(w->hdr, id);
-		if (t->in_spi == 0 || t->owner != w->id)
+		if (t->owner != w->id || (t->in_spi == 0 && t->out_spi == 0))
 			continue;
-		last = t->last_seen_tsc > t->created_tsc ? t->last_seen_tsc : t->created_tsc;
-		if (t->idle) {
-			if (last == t->idle_mark_tsc)
-				continue;      /* still the same silence */
-			t->idle = 0;           /* traffic again: the next silence counts */
-		}
-		if (now - last > w->idle_timeout_tsc && now > last) {
-			struct natt_evt e = {
-				.type = NATT_EVT_IDLE, .tunnel_id = id, .spi = t->in_spi,
-				.addr = t->remote_addr, .port = t->remote_port,
-				.value = (uint32_t)((now - last) / w->tsc_hz),
-			};
-
-			t->idle = 1;
-			t->idle_mark_tsc = last;
-			w->st->counters[NATT_CNT_IDLE_EVENTS]++;
-			natt_evt_post(w, &e);
-		}
+		if (w->idle_timeout_tsc != 0 && t->in_spi != 0)
+			idle_check(w, id, t);
+		if (w->n_keepalive != 0)
+			natt_keepalive_scan_one(w, id, t);
 	}
 }
 
@@ -102,7 +113,18 @@ apply_iface(struct natt_worker *w, const struct natt_ctl_iface *m)
 	p->role = m->role;
 	p->addr = m->addr;
 	p->mtu = m->mtu;
-	memcpy(p->next_hop.addr_bytes, m->next_hop_mac, RTE_ETHER_ADDR_LEN);
+	if (!rte_is_zero_ether_addr((const struct rte_ether_addr *)m->next_hop_mac)) {
+		memcpy(p->next_hop.addr_bytes, m->next_hop_mac, RTE_ETHER_ADDR_LEN);
+		p->next_hop_ip = 0;
+		p->resolved = true;
+	} else if (m->next_hop_ip != p->next_hop_ip) {
+		/* a new next hop to resolve; the same one again (every reload
+		 * sends IFACE) keeps what ARP found */
+		p->next_hop_ip = m->next_hop_ip;
+		p->resolved = false;
+		p->arp_next_tsc = 0;
+	}
+	w->hdr->neigh[m->port].ip = p->next_hop_ip;   /* every worker: the same value */
 	if (m->role == NATT_ROLE_OUTSIDE) {
 		w->outside = m->port;
 		w->inner_mtu = natt_inner_mtu(m->mtu);
@@ -118,7 +140,8 @@ apply_params(struct natt_worker *w, const struct natt_ctl_params *m)
 		return -EINVAL;
 	w->mss_clamp = m->mss_clamp;
 	w->df_mode = m->df_mode;
-	w->icmp_rate = m->icmp_rate;
+	w->icmp.rate = m->icmp_rate;
+	w->exception.rate = m->exception_rate;
 	w->idle_timeout_s = m->idle_timeout_s;
 	w->idle_timeout_tsc = (uint64_t)m->idle_timeout_s * w->tsc_hz;
 	return 0;

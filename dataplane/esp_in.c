@@ -49,7 +49,13 @@ inb_classify(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n)
 		r = natt_classify(rte_pktmbuf_mtod(m, const uint8_t *),
 				  rte_pktmbuf_data_len(m), local, &w->meta[k]);
 		if (r != NATT_CLASS_ESP) {
-			natt_drop(w, m, r);
+			if (r == NATT_DROP_KEEPALIVE)
+				natt_keepalive_in(w, m, w->meta[k].src_addr, w->meta[k].src_port);
+			else if ((r == NATT_DROP_IKE || r == NATT_DROP_NOT_ESP ||
+				  r == NATT_DROP_FRAGMENT) && natt_host_bound(m, local))
+				natt_host_in(w, w->outside, m, r);  /* the gateway's own */
+			else
+				natt_drop(w, m, r);
 			continue;
 		}
 		w->esp_m[k] = m;
@@ -167,16 +173,20 @@ inb_deliver(struct natt_worker *w, struct rte_mbuf *m, struct natt_sa *sa,
 	uint16_t tot;
 
 	if (unlikely(plen < 0)) {
+		sa->stats->bad_trailer++;
 		natt_drop(w, m, NATT_DROP_BAD_PADDING);
 		return;
 	}
 	if (unlikely(nh != IPPROTO_IPIP_)) {
+		if (nh != IPPROTO_IPV6_)
+			sa->stats->bad_trailer++;
 		natt_drop(w, m, nh == IPPROTO_IPV6_ ? NATT_DROP_UNSUPPORTED
 						   : NATT_DROP_BAD_INNER);
 		return;
 	}
 	tot = natt_ipv4_check(ip, (uint32_t)plen);
 	if (unlikely(tot == 0)) {
+		sa->stats->bad_trailer++;
 		natt_drop(w, m, NATT_DROP_BAD_INNER);
 		return;
 	}
@@ -187,6 +197,10 @@ inb_deliver(struct natt_worker *w, struct rte_mbuf *m, struct natt_sa *sa,
 	}
 	if (unlikely(ip->time_to_live <= 1)) {
 		natt_drop(w, m, NATT_DROP_TTL_EXPIRED);
+		return;
+	}
+	if (unlikely(!in->resolved)) {
+		natt_drop(w, m, NATT_DROP_NO_NEIGHBOR);
 		return;
 	}
 	natt_ttl_decrement(ip);
@@ -205,37 +219,6 @@ inb_deliver(struct natt_worker *w, struct rte_mbuf *m, struct natt_sa *sa,
 
 	acc_add(w, acc, sa, tot);
 	natt_tx(w, w->inside, m);
-}
-
-/* An authenticated, fresh packet came from another outer address or port
- * than its SA last saw. If that is also not the tunnel's current mapping
- * (another SA of the tunnel, e.g. the new one of a rekey, may have seen the
- * move first), the peer's NAT moved it: record it and tell natt-control,
- * once per change. Outbound keeps the configured peer (following the
- * mapping is a policy decision, not made here). */
-static void
-inb_mapping_changed(struct natt_worker *w, struct natt_sa *sa, uint32_t addr, uint16_t port)
-{
-	struct natt_tunnel_stats *t = sa->stats;
-
-	sa->remote_addr = addr;
-	sa->remote_port = port;
-	if (t->remote_addr != addr || t->remote_port != port) {
-		struct natt_evt e = {
-			.type = NATT_EVT_NAT_MAPPING, .spi = sa->spi,
-			.tunnel_id = sa->tunnel_id, .addr = addr, .port = port,
-			.old_addr = t->remote_addr, .old_port = t->remote_port,
-		};
-
-		t->prev_remote_addr = t->remote_addr;
-		t->prev_remote_port = t->remote_port;
-		t->remote_addr = addr;
-		t->remote_port = port;
-		t->mapping_changes++;
-		t->last_mapping_tsc = w->now;
-		w->st->counters[NATT_CNT_NAT_MAPPING]++;
-		natt_evt_post(w, &e);
-	}
 }
 
 /* Phase 3: ICV, replay update, then deliver. */
@@ -263,9 +246,13 @@ inb_finish(struct natt_worker *w, unsigned int nops)
 			natt_drop(w, m, NATT_DROP_REPLAY);
 			continue;
 		}
-		if (unlikely(w->op_peer_addr[i] != sa->remote_addr ||
-			     w->op_peer_port[i] != sa->remote_port))
-			inb_mapping_changed(w, sa, w->op_peer_addr[i], w->op_peer_port[i]);
+		/* A NAT mapping moves only for an authenticated, fresh packet that
+		 * is also the newest (RFC 7296 2.23 asks the same of IKE): a
+		 * reordered packet from the old mapping cannot move it back. */
+		if (unlikely((w->op_peer_addr[i] != sa->remote_addr ||
+			      w->op_peer_port[i] != sa->remote_port) &&
+			     w->op_sqn[i] == sa->rw.top))
+			natt_nat_mapping_seen(w, sa, w->op_peer_addr[i], w->op_peer_port[i]);
 		inb_deliver(w, m, sa, op, &acc);
 	}
 	acc_flush(w, &acc);

@@ -38,22 +38,12 @@
 #define ICMP_HLEN 8
 #define ICMP_MAX_LEN 576        /* RFC 1812 4.3.2.3: error datagram size cap */
 
-/* Outer IPv4 ID, host order */
-static inline uint16_t
-next_ip_id(struct natt_worker *w)
-{
-	uint16_t id = w->ip_id;
-
-	/* stride n_workers from a start of w->id: workers never share an ID */
-	w->ip_id = (uint16_t)(w->ip_id + w->n_workers);
-	return id;
-}
-
 /* Phase 1a: check the inner IPv4 packets; the good ones go to w->esp_m[]
  * with their destination in w->dst_ip[]. Returns how many. */
 static unsigned int
 outb_classify(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n)
 {
+	uint32_t local = w->port[w->inside].addr;
 	unsigned int k = 0;
 
 	for (uint16_t i = 0; i < n; i++)
@@ -68,12 +58,20 @@ outb_classify(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n)
 		if (unlikely(m->nb_segs != 1 ||
 			     (len >= RTE_ETHER_HDR_LEN &&
 			      eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)))) {
-			natt_drop(w, m, NATT_DROP_UNSUPPORTED);
+			if (m->nb_segs == 1 &&
+			    eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP))
+				natt_host_in(w, w->inside, m, NATT_DROP_UNSUPPORTED);
+			else
+				natt_drop(w, m, NATT_DROP_UNSUPPORTED);
 			continue;
 		}
 		if (unlikely(len < RTE_ETHER_HDR_LEN ||
 			     (tot = natt_ipv4_check(ip, len - RTE_ETHER_HDR_LEN)) == 0)) {
 			natt_drop(w, m, NATT_DROP_MALFORMED);
+			continue;
+		}
+		if (unlikely(ip->dst_addr == local)) {  /* ping or ssh to the gateway */
+			natt_host_in(w, w->inside, m, NATT_DROP_NO_ROUTE);
 			continue;
 		}
 		/* Ethernet padding of short frames is not part of the packet */
@@ -106,20 +104,6 @@ icmp_eligible(const struct rte_ipv4_hdr *ip, uint16_t tot)
 	return true;
 }
 
-/* At most icmp_rate per second per worker. */
-static bool
-icmp_rate_ok(struct natt_worker *w)
-{
-	if (w->now - w->icmp_window >= w->tsc_hz) {
-		w->icmp_window = w->now;
-		w->icmp_count = 0;
-	}
-	if (w->icmp_count >= w->icmp_rate)
-		return false;
-	w->icmp_count++;
-	return true;
-}
-
 /* ICMP destination unreachable, fragmentation needed (RFC 1191), with the
  * largest inner packet that fits, back to the inner source on the inside. */
 static void
@@ -132,11 +116,11 @@ icmp_frag_needed(struct natt_worker *w, const struct rte_ipv4_hdr *ip, uint16_t 
 	struct rte_icmp_hdr *ic;
 	struct rte_mbuf *m;
 
-	if (!icmp_eligible(ip, tot)) {
+	if (!icmp_eligible(ip, tot) || !in->resolved) {
 		w->st->counters[NATT_CNT_ICMP_SUPPRESSED]++;
 		return;
 	}
-	if (!icmp_rate_ok(w)) {
+	if (!natt_rate_ok(w, &w->icmp)) {
 		w->st->counters[NATT_CNT_ICMP_LIMITED]++;
 		return;
 	}
@@ -155,7 +139,7 @@ icmp_frag_needed(struct natt_worker *w, const struct rte_ipv4_hdr *ip, uint16_t 
 	*oip = (struct rte_ipv4_hdr){
 		.version_ihl = RTE_IPV4_VHL_DEF,
 		.total_length = rte_cpu_to_be_16(IPV4_HLEN_MIN + ICMP_HLEN + quote),
-		.packet_id = rte_cpu_to_be_16(next_ip_id(w)),
+		.packet_id = rte_cpu_to_be_16(natt_next_ip_id(w)),
 		.time_to_live = NATT_OUTER_TTL,
 		.next_proto_id = IPPROTO_ICMP,
 		.src_addr = in->addr,
@@ -287,7 +271,7 @@ outb_encap(struct natt_worker *w, struct rte_mbuf *m, const struct natt_sa *sa,
 	uint8_t *esp;
 	uint64_t iv = rte_cpu_to_be_64(sqn);
 	uint16_t olen = (uint16_t)(IPV4_HLEN_MIN + ESP_UDP_CT_OFF + ct_len + ESP_GCM_ICV_LEN);
-	uint16_t id = next_ip_id(w);
+	uint16_t id = natt_next_ip_id(w);
 	uint32_t v, sum;
 
 	df = w->df_mode == NATT_DF_COPY ?
@@ -375,9 +359,11 @@ outb_too_big(struct natt_worker *w, struct rte_mbuf *m, struct natt_sa *sa,
 
 	if (ip->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG)) {
 		icmp_frag_needed(w, ip, tot);
+		sa->stats->too_big++;
 		natt_drop(w, m, NATT_DROP_TOO_BIG);
 		return;
 	}
+	sa->stats->fragmented++;
 	nf = outb_fragment(w, m, ip, tot, f, RTE_MIN((unsigned int)NATT_FRAG_MAX,
 						     NATT_MAX_OPS - *nops));
 	for (unsigned int i = 0; i < nf; i++) {
@@ -395,6 +381,11 @@ outb_prepare(struct natt_worker *w, unsigned int k)
 {
 	unsigned int nops = 0;
 
+	if (unlikely(!w->port[w->outside].resolved)) {
+		for (unsigned int j = 0; j < k; j++)
+			natt_drop(w, w->esp_m[j], NATT_DROP_NO_NEIGHBOR);
+		return 0;
+	}
 	rte_fib_lookup_bulk(w->fib, w->dst_ip, w->next_hop, (int)k);
 	/* tunnel ids, then their slots and SAs asked for a burst ahead (many
 	 * tunnels: overlap the cache misses, see natt_sa_prefetch) */

@@ -5,7 +5,10 @@
  *
  *   natt-dataplane <EAL args> -- [--stats-json FILE] [--exit-after-idle MS]
  *                                [--stats-interval MS] [--max-tunnels N]
- *                                [--extra-mbufs N]
+ *                                [--extra-mbufs N] [--tap PREFIX]
+ *
+ * --tap PREFIX gives every port P an exception path to the host: a Linux
+ * TAP interface PREFIX<P> with the port's MAC (host.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -44,12 +47,15 @@ struct opts {
 	uint64_t stats_interval_ms;
 	uint32_t max_tunnels;
 	uint32_t extra_mbufs;     /* for PMDs that hold many, e.g. net_pcap infinite_rx */
+	const char *tap;          /* TAP name prefix, NULL = no exception path */
 };
 
 struct dataplane {
 	struct opts o;
 	uint16_t n_workers;
-	uint16_t n_ports;
+	uint16_t n_ports;         /* the operator's ports */
+	uint16_t n_eth_ports;     /* and their TAPs */
+	uint16_t tap_of[NATT_MAX_PORTS];
 	struct rte_mempool *pool;
 	const struct rte_memzone *mz;
 	struct natt_stats_hdr *hdr;
@@ -57,6 +63,7 @@ struct dataplane {
 	struct rte_ring *evt;
 	struct rte_ring *ctl[NATT_MAX_WORKERS];
 	struct rte_ring *handoff[NATT_MAX_WORKERS];
+	struct rte_ring *peer_upd[NATT_MAX_WORKERS];
 	struct natt_worker *w[NATT_MAX_WORKERS];
 };
 
@@ -73,7 +80,8 @@ usage(const char *prog)
 {
 	fprintf(stderr,
 		"usage: %s <EAL args> -- [--stats-json FILE] [--exit-after-idle MS]\n"
-		"          [--stats-interval MS] [--max-tunnels N] [--extra-mbufs N]\n", prog);
+		"          [--stats-interval MS] [--max-tunnels N] [--extra-mbufs N]\n"
+		"          [--tap PREFIX]\n", prog);
 }
 
 static int
@@ -99,6 +107,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "stats-interval", required_argument, NULL, 'p' },
 		{ "max-tunnels", required_argument, NULL, 't' },
 		{ "extra-mbufs", required_argument, NULL, 'm' },
+		{ "tap", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -129,6 +138,13 @@ parse_opts(int argc, char **argv, struct opts *o)
 				return -1;
 			o->extra_mbufs = (uint32_t)v;
 			break;
+		case 'T':
+			/* IFNAMSIZ 16: the prefix, a port digit and the NUL */
+			if (strlen(optarg) == 0 || strlen(optarg) > 14 || strchr(optarg, '/') ||
+			    strchr(optarg, ',') || strchr(optarg, ' '))
+				return -1;
+			o->tap = optarg;
+			break;
 		default:
 			return -1;
 		}
@@ -156,8 +172,16 @@ stats_create(struct dataplane *dp)
 	h->n_workers = dp->n_workers;
 	h->max_tunnels = dp->o.max_tunnels;
 	h->n_ports = dp->n_ports;
+	h->n_eth_ports = dp->n_eth_ports;
 	for (uint16_t p = 0; p < dp->n_ports; p++)
 		rte_eth_dev_get_name_by_port(p, h->port_names[p]);
+	for (uint16_t p = 0; p < NATT_MAX_PORTS; p++) {
+		h->tap_of[p] = NATT_NO_TAP;
+		if (p < dp->n_ports && dp->tap_of[p] != UINT16_MAX) {
+			h->tap_of[p] = (uint8_t)dp->tap_of[p];
+			snprintf(h->tap_names[p], sizeof(h->tap_names[p]), "%s%u", dp->o.tap, p);
+		}
+	}
 	h->version = NATT_STATS_VERSION;
 	/* last, with release: a reader that sees the magic sees the rest */
 	__atomic_store_n(&h->magic, NATT_STATS_MAGIC, __ATOMIC_RELEASE);
@@ -206,8 +230,50 @@ rings_create(struct dataplane *dp)
 		snprintf(name, sizeof(name), "natt_ho_%u", i);
 		dp->handoff[i] = rte_ring_create(name, NATT_HANDOFF_RING_SIZE, sock,
 						 RING_F_SC_DEQ);
-		if (dp->ctl[i] == NULL || dp->handoff[i] == NULL)
+		snprintf(name, sizeof(name), "natt_peer_%u", i);
+		dp->peer_upd[i] = rte_ring_create_elem(name, sizeof(struct natt_peer_upd),
+						       NATT_PEER_RING_SIZE, sock, RING_F_SC_DEQ);
+		if (dp->ctl[i] == NULL || dp->handoff[i] == NULL || dp->peer_upd[i] == NULL)
 			return -rte_errno;
+	}
+	return 0;
+}
+
+/* One TAP per port, named PREFIX<port>, with the port's MAC so that the host
+ * kernel takes the unicast frames the wire sends to the port as its own. */
+static int
+taps_create(struct dataplane *dp)
+{
+	for (uint16_t p = 0; p < NATT_MAX_PORTS; p++)
+		dp->tap_of[p] = UINT16_MAX;
+	dp->n_eth_ports = dp->n_ports;
+	if (dp->o.tap == NULL)
+		return 0;
+	if (2 * dp->n_ports > NATT_MAX_PORTS) {
+		fprintf(stderr, "--tap: at most %u ports\n", NATT_MAX_PORTS / 2);
+		return -EINVAL;
+	}
+	for (uint16_t p = 0; p < dp->n_ports; p++) {
+		struct rte_ether_addr mac;
+		char name[32], args[96];
+		uint16_t id;
+		int rc;
+
+		if ((rc = rte_eth_macaddr_get(p, &mac)) != 0)
+			return rc;
+		snprintf(name, sizeof(name), "net_tap_natt%u", p);
+		snprintf(args, sizeof(args), "iface=%s%u,mac=" RTE_ETHER_ADDR_PRT_FMT,
+			 dp->o.tap, p, RTE_ETHER_ADDR_BYTES(&mac));
+		rc = rte_eal_hotplug_add("vdev", name, args);
+		if (rc == 0)
+			rc = rte_eth_dev_get_port_by_name(name, &id);
+		if (rc != 0) {
+			fprintf(stderr, "--tap: cannot create %s%u (%s)\n", dp->o.tap, p,
+				rte_strerror(-rc));
+			return rc;
+		}
+		dp->tap_of[p] = id;
+		dp->n_eth_ports++;
 	}
 	return 0;
 }
@@ -228,7 +294,7 @@ port_init(struct dataplane *dp, uint16_t port)
 			port, nq, nq, info.max_rx_queues, info.max_tx_queues);
 		return -EINVAL;
 	}
-	if (nq > 1 && info.flow_type_rss_offloads != 0) {
+	if (nq > 1 && info.flow_type_rss_offloads != 0 && port < dp->n_ports) {
 		/* spread peers over workers by the outer UDP 5-tuple: peers behind
 		 * one CGNAT address differ in source port */
 		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
@@ -273,11 +339,20 @@ workers_create(struct dataplane *dp)
 		w->queue = (uint16_t)i;
 		w->n_workers = dp->n_workers;
 		w->n_ports = dp->n_ports;
+		w->n_eth_ports = dp->n_eth_ports;
+		for (uint16_t p = 0; p < NATT_MAX_PORTS; p++) {
+			w->port[p].tap = p < dp->n_ports ? dp->tap_of[p] : UINT16_MAX;
+			w->n_taps += w->port[p].tap != UINT16_MAX;
+		}
 		w->outside = w->inside = UINT16_MAX;
 		w->ctl = dp->ctl[i];
 		w->evt = dp->evt;
 		w->handoff = dp->handoff[i];
 		w->handoff_of = dp->handoff;
+		if (dp->n_workers > 1) {
+			w->peer_upd = dp->peer_upd[i];
+			w->peer_upd_of = dp->peer_upd;
+		}
 		w->hdr = dp->hdr;
 		w->st = natt_stats_worker(dp->hdr, i);
 		w->max_tunnels = dp->o.max_tunnels;
@@ -321,7 +396,9 @@ setup(struct dataplane *dp)
 		fprintf(stderr, "need 1..%u ports, have %u\n", NATT_MAX_PORTS, dp->n_ports);
 		return -EINVAL;
 	}
-	n_mbufs = dp->n_ports * dp->n_workers * (RX_DESC + TX_DESC + NATT_MAX_BURST) +
+	if ((rc = taps_create(dp)) != 0)
+		return rc;
+	n_mbufs = dp->n_eth_ports * dp->n_workers * (RX_DESC + TX_DESC + NATT_MAX_BURST) +
 		  dp->n_workers * (MBUF_CACHE + NATT_HANDOFF_RING_SIZE) + 8192 +
 		  dp->o.extra_mbufs;
 	dp->pool = rte_pktmbuf_pool_create("natt_mbuf", n_mbufs, MBUF_CACHE, 0,
@@ -332,7 +409,7 @@ setup(struct dataplane *dp)
 	    (rc = rings_create(dp)) != 0)
 		return rc;
 	natt_telemetry_init(dp->hdr, dp->journal); /* failing only loses telemetry */
-	for (uint16_t p = 0; p < dp->n_ports; p++)
+	for (uint16_t p = 0; p < dp->n_eth_ports; p++)
 		if ((rc = port_init(dp, p)) != 0) {
 			fprintf(stderr, "port %u: init failed: %s\n", p, rte_strerror(-rc));
 			return rc;
@@ -389,7 +466,7 @@ teardown(struct dataplane *dp)
 	rte_eal_mp_wait_lcore();
 	for (uint16_t i = 0; i < dp->n_workers; i++)
 		natt_worker_finish(dp->w[i]);
-	for (uint16_t p = 0; p < dp->n_ports; p++) {
+	for (uint16_t p = 0; p < dp->n_eth_ports; p++) {
 		rte_eth_dev_stop(p);
 		rte_eth_dev_close(p); /* net_pcap flushes its tx_pcap here */
 	}

@@ -15,11 +15,14 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <netinet/in.h>
+
 #include <rte_byteorder.h>
 #include <rte_common.h>
 #include <rte_prefetch.h>
 
 #include "crypto.h"
+#include "esp.h"
 #include "natt_ctl.h"
 #include "natt_stats.h"
 #include "replay.h"
@@ -34,7 +37,8 @@ struct natt_sa {
 	uint8_t esn;
 	uint8_t n_ts;
 	uint8_t pad;
-	uint32_t remote_addr;            /* network order */
+	uint32_t remote_addr;            /* network order: outbound, where we send;
+					  * inbound, where its packets last came from */
 	uint16_t remote_port;            /* network order */
 	uint16_t local_port;
 	uint32_t local_addr;
@@ -43,6 +47,8 @@ struct natt_sa {
 	uint32_t outer_sum;              /* outbound: TTL/protocol and addresses of the
 					  * outer IPv4 header, summed (RFC 1071) */
 	uint8_t seq_exhausted;           /* outbound: event sent, SA stopped */
+	uint8_t pad2;
+	uint16_t keepalive_s;            /* outbound: NAT keepalive interval, 0 = off */
 	uint64_t grace_until;            /* inbound: TSC its rekey grace ends, 0 = live */
 	/* selectors as (addr & mask) == net, network order */
 	uint32_t ts_net[NATT_MAX_TS];
@@ -91,6 +97,25 @@ natt_sa_tunnel(const void *v)
 {
 	return natt_sa_is_remote(v) ? natt_sa_remote_tunnel(v)
 				    : ((const struct natt_sa *)v)->tunnel_id;
+}
+
+/* The constant words of the SA's outer IPv4 header, summed (RFC 1071): TTL
+ * and protocol, both addresses. Recomputed whenever the peer moves. */
+static inline void
+natt_sa_outer_sum(struct natt_sa *sa)
+{
+	uint32_t l = rte_be_to_cpu_32(sa->local_addr), r = rte_be_to_cpu_32(sa->remote_addr);
+
+	sa->outer_sum = (uint32_t)(NATT_OUTER_TTL << 8 | IPPROTO_UDP) +
+			(l >> 16) + (l & 0xffff) + (r >> 16) + (r & 0xffff);
+}
+
+/* Key of the peer table (worker.h): an outer address and UDP port, both in
+ * network order, as a NAT-mapped peer is seen. */
+static inline uint64_t
+natt_peer_key(uint32_t addr, uint16_t port)
+{
+	return (uint64_t)addr << 16 | port;
 }
 
 /* Is inner source address src (network order) inside the SA's selectors? */
@@ -163,6 +188,15 @@ int natt_sa_del(struct natt_worker *w, const struct natt_ctl_sa_del *m);
 /** Delete inbound SAs whose rekey grace ended (a few per call). */
 unsigned int natt_sa_retire_poll(struct natt_worker *w, uint64_t now);
 
+
+/** The tunnel id and owner of the peer at addr:port (network order), from
+ *  this worker's peer table. false if unknown. */
+bool natt_peer_lookup(struct natt_worker *w, uint32_t addr, uint16_t port,
+		      uint32_t *tunnel_id, uint16_t *owner);
+/** Record that tunnel tunnel_id (owned by owner) is now seen at addr:port;
+ *  forgets the key it had before. */
+void natt_peer_set(struct natt_worker *w, uint32_t tunnel_id, uint16_t owner,
+		   uint32_t addr, uint16_t port);
 
 /** Route a tunnel's remote_ts prefixes to it / remove them. 0 or -errno. */
 int natt_route_add(struct natt_worker *w, const struct natt_ctl_route *r);

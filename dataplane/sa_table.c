@@ -81,11 +81,68 @@ fib_create(uint16_t id, uint32_t tunnels)
 	return rte_fib_create(name, (int)rte_socket_id(), &c);
 }
 
+/* Outer addr:port -> tunnel: which tunnel a NAT keepalive (no SPI) is for.
+ * One key per tunnel, twice the tunnels for headroom; a key is 8 bytes. */
+static struct rte_hash *
+peers_create(uint16_t id, uint32_t entries)
+{
+	char name[RTE_HASH_NAMESIZE];
+	struct rte_hash_parameters p = {
+		.name = name,
+		.entries = 2 * (entries < 64 ? 64 : entries),
+		.key_len = sizeof(uint64_t),
+		.hash_func = rte_hash_crc,
+		.socket_id = (int)rte_socket_id(),
+		.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE,
+	};
+
+	snprintf(name, sizeof(name), "natt_peer_%u", id);
+	return rte_hash_create(&p);
+}
+
+bool
+natt_peer_lookup(struct natt_worker *w, uint32_t addr, uint16_t port,
+		 uint32_t *tunnel_id, uint16_t *owner)
+{
+	uint64_t key = natt_peer_key(addr, port);
+	void *v;
+
+	if (rte_hash_lookup_data(w->peers, &key, &v) < 0)
+		return false;
+	*tunnel_id = (uint32_t)((uintptr_t)v >> 16);
+	*owner = (uint16_t)(uintptr_t)v;
+	return true;
+}
+
+void
+natt_peer_set(struct natt_worker *w, uint32_t tunnel_id, uint16_t owner, uint32_t addr,
+	      uint16_t port)
+{
+	uint64_t key = natt_peer_key(addr, port), old = w->peer_of[tunnel_id];
+	void *v;
+
+	/* forget the old key, unless another tunnel took it over since (two
+	 * peers behind one CGNAT can reuse each other's port) */
+	if (old != 0 && rte_hash_lookup_data(w->peers, &old, &v) >= 0 &&
+	    (uint32_t)((uintptr_t)v >> 16) == tunnel_id)
+		rte_hash_del_key(w->peers, &old);
+	w->peer_of[tunnel_id] = 0;
+	if (addr == 0)
+		return;
+	/* a full table only costs the keepalives of this tunnel their owner */
+	if (rte_hash_add_key_data(w->peers, &key,
+				  (void *)((uintptr_t)tunnel_id << 16 | owner)) == 0)
+		w->peer_of[tunnel_id] = key;
+}
+
 int
 natt_sa_tables_create(struct natt_worker *w, uint32_t entries)
 {
 	w->sa_in = table_create("in", w->id, entries);
 	w->sa_out = table_create("out", w->id, entries);
+	w->peers = peers_create(w->id, entries);
+	w->peer_of = rte_zmalloc_socket("natt_peer_of", (size_t)entries * sizeof(*w->peer_of),
+					RTE_CACHE_LINE_SIZE, (int)rte_socket_id());
 	w->fib = fib_create(w->id, entries);
 	w->out = rte_zmalloc_socket("natt_out_slots", (size_t)entries * sizeof(*w->out),
 				    RTE_CACHE_LINE_SIZE, (int)rte_socket_id());
@@ -94,7 +151,7 @@ natt_sa_tables_create(struct natt_worker *w, uint32_t entries)
 	w->retire_cap = entries;
 	w->default_route = UINT32_MAX;
 	if (w->sa_in == NULL || w->sa_out == NULL || w->fib == NULL || w->out == NULL ||
-	    w->retire == NULL)
+	    w->retire == NULL || w->peers == NULL || w->peer_of == NULL)
 		return -ENOMEM;
 	return 0;
 }
@@ -106,15 +163,17 @@ table_of(struct natt_worker *w, uint8_t dir)
 }
 
 static void
-sa_free(struct natt_sa *sa)
+sa_free(struct natt_worker *w, struct natt_sa *sa)
 {
+	if (sa->keepalive_s != 0 && w->n_keepalive != 0)
+		w->n_keepalive--;
 	natt_gcm_key_wipe(&sa->key);
 	explicit_bzero(sa, sizeof(*sa));
 	rte_free(sa);
 }
 
 static void
-table_destroy(struct rte_hash *h)
+table_destroy(struct natt_worker *w, struct rte_hash *h)
 {
 	const void *key;
 	void *v;
@@ -124,15 +183,15 @@ table_destroy(struct rte_hash *h)
 		return;
 	while (rte_hash_iterate(h, &key, &v, &it) >= 0)
 		if (!natt_sa_is_remote(v))
-			sa_free(v);
+			sa_free(w, v);
 	rte_hash_free(h);
 }
 
 void
 natt_sa_tables_destroy(struct natt_worker *w)
 {
-	table_destroy(w->sa_in);
-	table_destroy(w->sa_out);
+	table_destroy(w, w->sa_in);
+	table_destroy(w, w->sa_out);
 	w->sa_in = w->sa_out = NULL;
 	rte_fib_free(w->fib);
 	w->fib = NULL;
@@ -141,6 +200,10 @@ natt_sa_tables_destroy(struct natt_worker *w)
 	rte_free(w->retire);
 	w->retire = NULL;
 	w->n_retire = 0;
+	rte_hash_free(w->peers);
+	w->peers = NULL;
+	rte_free(w->peer_of);
+	w->peer_of = NULL;
 }
 
 static int
@@ -163,14 +226,11 @@ sa_msg_check(const struct natt_worker *w, const struct natt_ctl_sa *m)
 static void
 sa_set_params(struct natt_sa *sa, const struct natt_ctl_sa *m)
 {
-	uint32_t l = rte_be_to_cpu_32(m->local_addr), r = rte_be_to_cpu_32(m->remote_addr);
-
 	sa->remote_addr = m->remote_addr;
 	sa->remote_port = m->remote_port;
 	sa->local_addr = m->local_addr;
 	sa->local_port = m->local_port;
-	sa->outer_sum = (uint32_t)(NATT_OUTER_TTL << 8 | IPPROTO_UDP) +
-			(l >> 16) + (l & 0xffff) + (r >> 16) + (r & 0xffff);
+	natt_sa_outer_sum(sa);
 	sa->n_ts = m->n_ts;
 	for (unsigned int i = 0; i < m->n_ts; i++) {
 		uint32_t mask = m->ts[i].plen ?
@@ -182,8 +242,9 @@ sa_set_params(struct natt_sa *sa, const struct natt_ctl_sa *m)
 }
 
 /* The tunnel's identity in the counters memzone; we own that entry. The
- * inbound SA's peer address is the tunnel's current NAT mapping; an SA added
- * by a rekey (keep_mapping) takes the tunnel's instead of the configured one. */
+ * tunnel's current NAT mapping (t->remote_*) is where outbound goes; an SA
+ * added by a rekey (keep_mapping) takes it instead of the configured peer,
+ * which may not be where the peer's NAT maps it any more. */
 static void
 tunnel_stats_publish(struct natt_sa *sa, const struct natt_ctl_sa *m, bool reset,
 		     bool keep_mapping)
@@ -196,21 +257,36 @@ tunnel_stats_publish(struct natt_sa *sa, const struct natt_ctl_sa *m, bool reset
 	}
 	memcpy(t->name, m->name, sizeof(t->name) - 1);
 	t->name[sizeof(t->name) - 1] = '\0';
+	t->pinned = !!(m->flags & NATT_SA_F_PIN);
+	if (keep_mapping && t->remote_addr != 0) {
+		sa->remote_addr = t->remote_addr;
+		sa->remote_port = t->remote_port;
+		natt_sa_outer_sum(sa);
+	} else {
+		t->remote_addr = t->seen_addr = m->remote_addr;
+		t->remote_port = t->seen_port = m->remote_port;
+	}
 	if (m->dir == NATT_DIR_IN) {
 		t->in_spi = m->spi;
-		if (keep_mapping && t->remote_addr != 0) {
-			/* a rekey: the peer is where its packets last came from,
-			 * which may not be the configured address any more */
-			sa->remote_addr = t->remote_addr;
-			sa->remote_port = t->remote_port;
-		} else {
-			t->remote_addr = m->remote_addr;
-			t->remote_port = m->remote_port;
+		if (keep_mapping && t->seen_addr != 0) {  /* where it last came from */
+			sa->remote_addr = t->seen_addr;
+			sa->remote_port = t->seen_port;
 		}
 	} else {
 		t->out_spi = m->spi;
+		t->keepalive_s = m->keepalive_s;
 	}
 	t->owner = m->owner;
+}
+
+/* Keepalive interval of one of our outbound SAs (counted for the scan). */
+static void
+sa_set_keepalive(struct natt_worker *w, struct natt_sa *sa, uint16_t s)
+{
+	if (sa->dir != NATT_DIR_OUT)
+		return;
+	w->n_keepalive += (s != 0) - (sa->keepalive_s != 0);
+	sa->keepalive_s = s;
 }
 
 static struct natt_sa *
@@ -260,12 +336,21 @@ natt_sa_add(struct natt_worker *w, const struct natt_ctl_sa *m)
 	rc = rte_hash_add_key_data(h, &m->spi, v);
 	if (rc != 0) {
 		if (sa != NULL)
-			sa_free(sa);
+			sa_free(w, sa);
 		return rc;
 	}
-	if (sa != NULL)
+	if (sa != NULL) {
 		tunnel_stats_publish(sa, m, m->flags & NATT_SA_F_RESET_STATS,
 				     !(m->flags & NATT_SA_F_RESET_STATS));
+		sa_set_keepalive(w, sa, m->keepalive_s);
+	}
+	if (m->dir == NATT_DIR_IN) {
+		/* keepalives from the peer find the tunnel by its mapping */
+		if (sa != NULL)
+			natt_peer_set(w, m->tunnel_id, m->owner, sa->remote_addr, sa->remote_port);
+		else
+			natt_peer_set(w, m->tunnel_id, m->owner, m->remote_addr, m->remote_port);
+	}
 	if (m->dir == NATT_DIR_OUT) {
 		/* the newest outbound SA of a tunnel seals its packets: a rekey
 		 * switches over here, the old SA stays until its SA_DEL */
@@ -287,10 +372,16 @@ natt_sa_update(struct natt_worker *w, const struct natt_ctl_sa *m)
 		return -ENOENT;
 	if (natt_sa_tunnel(v) != m->tunnel_id)
 		return -EINVAL;
-	if (natt_sa_is_remote(v))
-		return natt_sa_remote_owner(v) == m->owner ? 0 : -EINVAL;
-	sa_set_params(v, m);
-	tunnel_stats_publish(v, m, false, false);  /* the operator's peer wins */
+	if (natt_sa_is_remote(v)) {
+		if (natt_sa_remote_owner(v) != m->owner)
+			return -EINVAL;
+	} else {
+		sa_set_params(v, m);
+		tunnel_stats_publish(v, m, false, false);  /* the operator's peer wins */
+		sa_set_keepalive(w, v, m->keepalive_s);
+	}
+	if (m->dir == NATT_DIR_IN)
+		natt_peer_set(w, m->tunnel_id, m->owner, m->remote_addr, m->remote_port);
 	return 0;
 }
 
@@ -310,13 +401,15 @@ sa_remove(struct natt_worker *w, uint32_t spi, uint8_t dir, uint32_t tunnel_id, 
 	if (natt_sa_is_remote(v))
 		return;
 	sa = v;
-	if (dir == NATT_DIR_IN && sa->stats->in_spi == spi)
+	if (dir == NATT_DIR_IN && sa->stats->in_spi == spi) {
 		sa->stats->in_spi = 0;
+		natt_peer_set(w, tunnel_id, w->id, 0, 0);  /* the tunnel is gone */
+	}
 	else if (dir == NATT_DIR_OUT && sa->stats->out_spi == spi)
 		sa->stats->out_spi = 0;
 	if (dir == NATT_DIR_IN && sa->stats->grace_spi == spi)
 		sa->stats->grace_spi = 0;
-	sa_free(sa);
+	sa_free(w, sa);
 }
 
 /* Keep an inbound SA for grace_ms more, then sa_remove() it (rekey: the

@@ -36,7 +36,7 @@ natt_tx_flush_port(struct natt_worker *w, uint16_t p)
 static void
 tx_flush_all(struct natt_worker *w)
 {
-	for (uint16_t p = 0; p < w->n_ports; p++)
+	for (uint16_t p = 0; p < w->n_eth_ports; p++)   /* TAPs included */
 		natt_tx_flush_port(w, p);
 }
 
@@ -63,6 +63,7 @@ handoff_process(struct natt_worker *w, struct rte_mbuf **pkts, unsigned int n)
 	uint16_t ni = 0, no = 0;
 
 	w->st->counters[NATT_CNT_HANDOFF_IN] += n;
+	w->in_handoff = true;
 	for (unsigned int i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
 
@@ -75,6 +76,7 @@ handoff_process(struct natt_worker *w, struct rte_mbuf **pkts, unsigned int n)
 		natt_inbound(w, in, ni);
 	if (no != 0)
 		natt_outbound(w, out, no);
+	w->in_handoff = false;
 }
 
 static void
@@ -121,10 +123,11 @@ natt_worker_main(void *arg)
 		}
 		w->now = rte_rdtsc();
 		poll_ports(w);
+		natt_host_poll(w);
 		tx_flush_all(w);
 		if (unlikely(w->n_retire != 0))
 			natt_sa_retire_poll(w, w->now);
-		natt_idle_scan(w);
+		natt_tunnel_scan(w);
 		w->st->counters[NATT_CNT_LOOPS]++;
 	}
 	tx_flush_all(w);

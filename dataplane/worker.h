@@ -52,8 +52,19 @@ struct natt_retire {
 	uint64_t until;               /* TSC */
 };
 
+/* At most rate events per second (ICMP errors sent, packets punted). */
+struct natt_rate {
+	uint32_t rate;                /* per second, 0 = never */
+	uint32_t count;               /* in the current second */
+	uint64_t window;              /* TSC the current second started */
+};
+
 struct natt_port {
 	uint8_t role;                 /* enum natt_if_role, NONE = not polled */
+	bool resolved;                /* next_hop is known (static, or by ARP) */
+	uint16_t tap;                 /* port id of its TAP, UINT16_MAX = none */
+	uint64_t arp_next_tsc;        /* worker 0: next ARP request for next_hop */
+	uint32_t next_hop_ip;         /* network order: resolve by ARP, 0 = static */
 	uint16_t mtu;
 	uint32_t addr;                /* network order */
 	struct rte_ether_addr mac;    /* ours */
@@ -75,6 +86,10 @@ struct natt_worker {
 	IMB_MGR *mgr;
 	struct rte_hash *sa_in;
 	struct rte_hash *sa_out;
+	struct rte_hash *peers;       /* outer addr:port -> tunnel id, owner (sa.h) */
+	uint64_t *peer_of;            /* [max_tunnels] the key each tunnel holds, 0 = none */
+	uint32_t n_keepalive;         /* our outbound SAs with keepalive_s != 0 */
+	bool in_handoff;              /* processing packets another worker passed us */
 	struct rte_fib *fib;          /* inner destination -> tunnel id */
 	struct natt_out_slot *out;    /* [max_tunnels] */
 	uint32_t default_route;       /* tunnel id of a /0 remote_ts, or UINT32_MAX */
@@ -91,15 +106,20 @@ struct natt_worker {
 	uint16_t mss_clamp;           /* 0 = off */
 	uint8_t df_mode;              /* enum natt_df_mode */
 	uint16_t ip_id;               /* next outer IP ID (stride n_workers) */
-	uint32_t icmp_rate;           /* per second, 0 = never */
-	uint32_t icmp_count;          /* sent in the current second */
-	uint64_t icmp_window;         /* TSC the current second started */
+	struct natt_rate icmp;        /* ICMP frag-needed sent */
+	struct natt_rate exception;   /* packets punted to the host */
+	uint16_t n_taps;              /* ports with a TAP */
+	uint16_t n_eth_ports;         /* every ethdev port, TAPs included */
+	uint64_t tap_poll_tsc;        /* next look at the TAPs (host.c) */
+	uint64_t neigh_poll_tsc;      /* next look at the ARP neighbours */
 	uint64_t tsc_hz;
 	struct rte_mempool *pool;     /* for fragments and ICMP */
 	struct rte_ring *ctl;         /* natt_ctl_<id>: commands in */
 	struct rte_ring *evt;         /* natt_evt: acks and events out */
 	struct rte_ring *handoff;     /* ours: packets other workers pass us */
 	struct rte_ring *const *handoff_of; /* every worker's, by id */
+	struct rte_ring *peer_upd;    /* ours: mappings other workers' tunnels moved to */
+	struct rte_ring *const *peer_upd_of; /* every worker's, by id (NULL: one worker) */
 	struct natt_stats_hdr *hdr;
 	struct natt_worker_stats *st; /* our block of the stats memzone */
 	uint32_t max_tunnels;
@@ -123,6 +143,20 @@ struct natt_worker {
 
 	volatile bool stop __rte_cache_aligned; /* set by the main lcore */
 } __rte_cache_aligned;
+
+/** Is there room for one more event of r this second? Counts it if so. */
+static inline bool
+natt_rate_ok(struct natt_worker *w, struct natt_rate *r)
+{
+	if (w->now - r->window >= w->tsc_hz) {
+		r->window = w->now;
+		r->count = 0;
+	}
+	if (r->count >= r->rate)
+		return false;
+	r->count++;
+	return true;
+}
 
 /** Free m and count it under reason r. The one way a packet is dropped. */
 static inline void
@@ -167,6 +201,66 @@ natt_tx(struct natt_worker *w, uint16_t p, struct rte_mbuf *m)
 	pt->tx[pt->n_tx++] = m;
 }
 
+/** Next outer IPv4 ID, host order: a stride of n_workers from w->id, so
+ *  workers never hand out the same ID. */
+static inline uint16_t
+natt_next_ip_id(struct natt_worker *w)
+{
+	uint16_t id = w->ip_id;
+
+	w->ip_id = (uint16_t)(w->ip_id + w->n_workers);
+	return id;
+}
+
+/** The latest of three TSC values. */
+static inline uint64_t
+natt_tsc_latest(uint64_t a, uint64_t b, uint64_t c)
+{
+	uint64_t m = a > b ? a : b;
+
+	return m > c ? m : c;
+}
+
+struct natt_sa;
+
+/** A NAT keepalive from addr:port (network order): counted on its tunnel
+ *  (passed to the tunnel's owner first if need be). Consumes m. */
+void natt_keepalive_in(struct natt_worker *w, struct rte_mbuf *m, uint32_t addr,
+		       uint16_t port);
+/** An authenticated, newest packet of sa came from addr:port: record it and,
+ *  if the tunnel's mapping moved, follow it (or report it, if pinned). */
+void natt_nat_mapping_seen(struct natt_worker *w, struct natt_sa *sa, uint32_t addr,
+			   uint16_t port);
+/** Send tunnel tid (ours, counters t) a keepalive if it is due. */
+void natt_keepalive_scan_one(struct natt_worker *w, uint32_t tid,
+			     struct natt_tunnel_stats *t);
+
+/** Is m (from a port whose address is local, network order) for the
+ *  gateway's own stack: ARP, or IPv4 to our address? */
+bool natt_host_bound(const struct rte_mbuf *m, uint32_t local);
+/** A frame for the host from port p: to its TAP (rate-limited), or ARP
+ *  answered here, or dropped under reason. Consumes m. */
+void natt_host_in(struct natt_worker *w, uint16_t p, struct rte_mbuf *m,
+		  unsigned int reason);
+/** Between bursts: forward what the hosts sent on the TAPs, pick up ARP
+ *  answers, ask for unresolved next hops. */
+void natt_host_poll(struct natt_worker *w);
+
+/* A tunnel's NAT mapping moved (its owner tells the other workers, so that
+ * keepalives RSS delivers to them from the new mapping find the tunnel). */
+struct natt_peer_upd {
+	uint32_t tunnel_id;
+	uint32_t addr;                /* network order */
+	uint16_t port;                /* network order */
+	uint16_t owner;
+	uint32_t pad;
+};
+
+#define NATT_PEER_RING_SIZE 1024
+
+/** Apply the mapping moves other workers posted (between bursts). */
+void natt_peer_upd_drain(struct natt_worker *w);
+
 /** Inbound: frames from the outside port, any mix of kinds. Consumes all. */
 void natt_inbound(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n);
 
@@ -180,9 +274,9 @@ void natt_evt_post(struct natt_worker *w, struct natt_evt *e);
 void natt_evt_send(struct natt_worker *w, uint16_t type, uint32_t cookie,
 		   int status, uint32_t spi, uint32_t tunnel_id);
 
-/** Raise NATT_EVT_IDLE for tunnels we own that saw nothing for
- *  idle_timeout_s; looks at a slice of the tunnels per call. */
-void natt_idle_scan(struct natt_worker *w);
+/** Look at a slice of the tunnels we own per call: raise NATT_EVT_IDLE for
+ *  those that saw nothing for idle_timeout_s, send due NAT keepalives. */
+void natt_tunnel_scan(struct natt_worker *w);
 
 /** Apply up to NATT_CTL_BUDGET control messages; returns how many. */
 unsigned int natt_ctl_drain(struct natt_worker *w);

@@ -170,7 +170,7 @@ struct natt_stats_hdr {
 	 * that sees the reply, rarely; read by every worker once a millisecond */
 	struct natt_neigh {
 		uint32_t ip;             /* network order, 0 = static MAC */
-		uint32_t pad;
+		uint32_t mac_ip;         /* the address mac was learned for */
 		uint64_t mac;            /* low 48 bits, NATT_NEIGH_VALID set once known */
 		uint64_t updated_tsc;
 	} neigh[NATT_MAX_PORTS];

@@ -27,6 +27,12 @@ def frame(udp_payload, dport=4500):
     return b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ipv4([198, 51, 100, 1], [203, 0, 113, 1], 17, udp)
 
 
+def arp(op, sip, tip):
+    """Ethernet/ARP (RFC 826) from 04:..:04 / sip asking for (or answering) tip."""
+    return (b"\xff" * 6 + b"\x04" * 6 + b"\x08\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) +
+            b"\x04" * 6 + bytes(sip) + b"\x00" * 6 + bytes(tip))
+
+
 def esp_plain(inner, nh=4):
     pad = (-(len(inner) + 2)) % 4
     return inner + bytes(range(1, pad + 1)) + bytes([pad, nh])
@@ -55,6 +61,14 @@ seeds = {
     ipv4([192, 168, 1, 2], [8, 8, 8, 8], 6, struct.pack("!HHIIBBHHH", 1, 2, 3, 0, 0x60, 0x02,
          512, 0, 0) + bytes([2, 4, 0x05, 0xb4])),
     "sealed_v6": b"\x01\x00" + struct.pack("!I", 5) + esp_plain(b"\x60" + b"\x00" * 39, nh=41),
+    # the gateway's own traffic (host.c): ARP asked and answered, ping to us
+    "arp_req": b"\x00" + arp(1, [198, 51, 100, 1], [203, 0, 113, 1]),
+    "arp_reply": b"\x00" + arp(2, [198, 51, 100, 1], [203, 0, 113, 1]),
+    "ping_us": b"\x00" + b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" +
+    ipv4([198, 51, 100, 1], [203, 0, 113, 1], 1, b"\x08\x00\xf7\xff\x00\x00\x00\x00"),
+    "in_arp_req": b"\x02" + arp(1, [10, 10, 0, 2], [10, 10, 0, 1]),
+    "in_ping_us": b"\x02" + b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" +
+    ipv4([10, 10, 0, 2], [10, 10, 0, 1], 1, b"\x08\x00\xf7\xff\x00\x00\x00\x00"),
 }
 os.makedirs(OUT, exist_ok=True)
 for name, data in seeds.items():

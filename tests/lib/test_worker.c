@@ -33,8 +33,13 @@ tw_create(uint32_t max_tunnels)
 	inet_pton(AF_INET, TW_OUTSIDE_ADDR, &w->port[TW_OUTSIDE_PORT].addr);
 	inet_pton(AF_INET, TW_INSIDE_ADDR, &w->port[TW_INSIDE_PORT].addr);
 	w->port[TW_OUTSIDE_PORT].mtu = w->port[TW_INSIDE_PORT].mtu = 1500;
+	w->n_eth_ports = 2;
+	for (unsigned int p = 0; p < NATT_MAX_PORTS; p++) {
+		w->port[p].tap = UINT16_MAX;          /* no exception path */
+		w->port[p].resolved = true;           /* static next hops */
+	}
 	w->inner_mtu = natt_inner_mtu(1500);
-	w->icmp_rate = 1000;
+	w->icmp.rate = 1000;
 	w->tsc_hz = rte_get_tsc_hz();
 	{
 		static unsigned int seq;

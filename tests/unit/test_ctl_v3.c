@@ -362,6 +362,8 @@ commit(struct natt_worker *w, uint32_t gen)
 	return e.status;
 }
 
+static uint16_t next_keepalive_s;   /* keepalive_s of the next SA_ADD */
+
 /* SA_ADD as natt-control sends it to worker w: keys only in the owner's copy.
  * Inbound selectors 10.50.0.0/16 (remote_ts), outbound 10.10.0.0/16. */
 static int
@@ -385,6 +387,7 @@ sa_add_peer(struct natt_worker *w, uint32_t spi, uint32_t tid, uint8_t dir, uint
 	s->remote_port = htons(rport);
 	s->local_port = htons(4500);
 	s->n_ts = 1;
+	s->keepalive_s = dir == NATT_DIR_OUT ? next_keepalive_s : 0;
 	s->ts[0].addr = ip4(dir == NATT_DIR_IN ? "10.50.0.0" : "10.10.0.0");
 	s->ts[0].plen = 16;
 	if (owner == w->id)
@@ -1168,7 +1171,7 @@ test_idle(void)
 	      "created_tsc set, owners 0 and 1");
 
 	w0->now = t1->created_tsc + 3 * hz;
-	natt_idle_scan(w0);
+	natt_tunnel_scan(w0);
 	n = (int)evt_take(w0, NATT_EVT_IDLE, &e);
 	CHECK(n == 1 && e.tunnel_id == 1 && e.value == 3 && e.worker == 0 && e.version ==
 	      NATT_CTL_VERSION, "worker 0, 3 s after install: one IDLE, tunnel 1 (not 2, not 3), "
@@ -1176,14 +1179,14 @@ test_idle(void)
 	CHECK(t1->idle == 1 && t2->idle == 0 && w0->st->counters[NATT_CNT_IDLE_EVENTS] == 1,
 	      "tunnel 1 idle flag set, idle_events 1");
 	w1->now = t2->created_tsc + 3 * hz;
-	natt_idle_scan(w1);
+	natt_tunnel_scan(w1);
 	n = (int)evt_take(w1, NATT_EVT_IDLE, &e);
 	CHECK(n == 1 && e.tunnel_id == 2 && e.worker == 1 && e.value == 3,
 	      "worker 1: one IDLE, its tunnel 2 (n %d, tunnel %u)", n, e.tunnel_id);
 	w0->now += hz / 1000 + 1;
-	natt_idle_scan(w0);
+	natt_tunnel_scan(w0);
 	w0->now += 10 * hz;
-	natt_idle_scan(w0);
+	natt_tunnel_scan(w0);
 	n = (int)evt_take(w0, NATT_EVT_IDLE, NULL);
 	CHECK(n == 0 && t1->idle == 1, "scans later in the same silence: nothing (%d)", n);
 
@@ -1192,11 +1195,11 @@ test_idle(void)
 	CHECK(in_one(w0, 41, I1, 1) == R_DELIVERED && t1->last_seen_tsc == x,
 	      "a packet on tunnel 1: last_seen_tsc moves");
 	w0->now = x + hz;
-	natt_idle_scan(w0);
+	natt_tunnel_scan(w0);
 	n = (int)evt_take(w0, NATT_EVT_IDLE, NULL);
 	CHECK(n == 0 && t1->idle == 0, "1 s later: no event, idle flag cleared (%d)", n);
 	w0->now = x + 3 * hz;
-	natt_idle_scan(w0);
+	natt_tunnel_scan(w0);
 	n = (int)evt_take(w0, NATT_EVT_IDLE, &e);
 	CHECK(n == 1 && e.tunnel_id == 1 && e.value == 3 && t1->idle == 1,
 	      "3 s after it: a second IDLE, value 3 (n %d, value %u)", n, e.value);
@@ -1206,10 +1209,10 @@ test_idle(void)
 	w0->now = x;
 	CHECK(in_one(w0, 41, I1, 2) == R_DELIVERED, "another packet");
 	w0->now = x + 3 * hz;
-	natt_idle_scan(w0);
+	natt_tunnel_scan(w0);
 	n = (int)evt_take(w0, NATT_EVT_IDLE, NULL);
 	w0->now += hz / 1000 + 1;
-	natt_idle_scan(w0);
+	natt_tunnel_scan(w0);
 	{
 		int n2 = (int)evt_take(w0, NATT_EVT_IDLE, NULL);
 
@@ -1230,12 +1233,496 @@ test_idle(void)
 	for (unsigned int k = 1; k <= 3; k++) {
 		w0->now = x + k * 1000 * hz;
 		w1->now = w0->now;
-		natt_idle_scan(w0);
-		natt_idle_scan(w1);
+		natt_tunnel_scan(w0);
+		natt_tunnel_scan(w1);
 	}
 	n = (int)(evt_take(w0, NATT_EVT_IDLE, NULL) + evt_take(w1, NATT_EVT_IDLE, NULL));
 	CHECK(n == 0, "idle_timeout_s 0: no IDLE however long (%d)", n);
 	rig_down();
+}
+
+/* ==== 7. NAT-T behaviour: follow, pin, newest only, keepalives ==== */
+
+/* Where w's outbound path sends a clear packet to dst: outer destination
+ * address and UDP port (network order) of the one frame it made, its outer
+ * IPv4 checksum checked. false if it made none or the checksum is wrong. */
+static bool
+sealed_to(struct natt_worker *w, const char *dst, uint32_t *addr, uint16_t *port)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(pool);
+	uint8_t *p = (uint8_t *)rte_pktmbuf_append(m, 14 + INNER_LEN);
+	const struct rte_ipv4_hdr *ip;
+	bool ok;
+
+	memset(p, 0, 14);
+	p[12] = 0x08;
+	inner_pkt(p + 14, INNER_LEN, ip4("10.10.1.2"), ip4(dst), 9);
+	m->port = TW_INSIDE_PORT;
+	ok = tw_outbound_one(w, m) == -1 && w->port[TW_OUTSIDE_PORT].n_tx == 1;
+	if (ok) {
+		ip = rte_pktmbuf_mtod_offset(w->port[TW_OUTSIDE_PORT].tx[0],
+					     const struct rte_ipv4_hdr *, 14);
+		*addr = ip->dst_addr;
+		*port = ((const struct rte_udp_hdr *)(ip + 1))->dst_port;
+		ok = rte_raw_cksum(ip, 20) == 0xffff;
+	}
+	tw_tx_discard(w);
+	return ok;
+}
+
+static bool
+at(uint32_t addr, uint16_t port, const char *a, uint16_t p)
+{
+	return addr == ip4(a) && port == htons(p);
+}
+
+/* A NAT keepalive (RFC 3948 2.3) from src:sport; true if it was consumed. */
+static bool
+keepalive_from(struct natt_worker *w, const char *src, uint16_t sport)
+{
+	static const uint8_t ka = 0xff;
+	struct rte_mbuf *m = tw_frame(pool, &ka, 1);
+	struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *, 14);
+	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip + 1);
+
+	ip->src_addr = ip4(src);
+	ip->hdr_checksum = 0;
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	udp->src_port = htons(sport);
+	return tw_inbound_one(w, m) == NATT_DROP_KEEPALIVE;
+}
+
+/* The keepalives w's scan sent on the outside port to a:p (the scan looks at
+ * every tunnel id in one call: MAX_TUNNELS < its slice). */
+static unsigned int
+keepalives_out(struct natt_worker *w, const char *a, uint16_t p)
+{
+	struct natt_port *o = &w->port[TW_OUTSIDE_PORT];
+	unsigned int n = 0;
+
+	w->idle_scan_tsc = 0;
+	w->idle_next_id = 0;
+	natt_tunnel_scan(w);
+	for (unsigned int i = 0; i < o->n_tx; i++) {
+		const struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(o->tx[i],
+							const struct rte_ipv4_hdr *, 14);
+		const struct rte_udp_hdr *udp = (const struct rte_udp_hdr *)(ip + 1);
+
+		n += rte_pktmbuf_data_len(o->tx[i]) == 14 + 20 + 8 + 1 &&
+		     rte_raw_cksum(ip, 20) == 0xffff && at(ip->dst_addr, udp->dst_port, a, p) &&
+		     ip->src_addr == ip4(TW_OUTSIDE_ADDR) && udp->src_port == htons(4500) &&
+		     udp->dgram_len == htons(9) && *(const uint8_t *)(udp + 1) == 0xff;
+	}
+	if (n != o->n_tx)
+		n += 1000;           /* something else, or a malformed keepalive */
+	tw_tx_discard(w);
+	return n;
+}
+
+static void
+test_nat_behaviour(void)
+{
+	static const struct pfx r7[] = { { "10.1.7.0", 24 } }, r8[] = { { "10.1.8.0", 24 } },
+				 r9[] = { { "10.1.9.0", 24 } };
+	const uint32_t F = 0x51000001u, P = 0x52000001u, K = 0x53000001u;
+	struct natt_worker *w;
+	struct natt_tunnel_stats *t, *tp, *tk;
+	struct natt_evt e;
+	uint32_t a = 0;
+	uint16_t port = 0;
+	uint64_t hz, x;
+	int rc, n;
+
+	printf("-- 7. NAT-T: follow, pin, newest only, keepalives\n");
+	rig_up(1);
+	w = W[0];
+	hz = w->tsc_hz;
+	t = tun(7);
+	tp = tun(8);
+	tk = tun(9);
+	CHECK(sa_add(w, F, 7, NATT_DIR_IN, 0, 51, NATT_SA_F_RESET_STATS) == 0 &&
+	      sa_add(w, OUT_SPI(7), 7, NATT_DIR_OUT, 0, OUT_KID(7), 0) == 0 &&
+	      route(w, NATT_CTL_ROUTE_ADD, 7, 0, r7, 1) == 0,
+	      "tunnel 7 (follow): in, out, 10.1.7.0/24, peer " PEER ":4500");
+	CHECK(sealed_to(w, "10.1.7.5", &a, &port) && at(a, port, PEER, 4500),
+	      "outbound goes to the configured " PEER ":4500");
+	CHECK(in_from(w, 51, F, 1, PEER, 4500, false) == R_DELIVERED &&
+	      in_from(w, 51, F, 3, PEER, 4601, false) == R_DELIVERED,
+	      "seq 1 from :4500, seq 3 from :4601: delivered");
+	n = (int)evt_take(w, NATT_EVT_NAT_MAPPING, &e);
+	CHECK(n == 1 && e.value == NATT_EVT_MAPPING_FOLLOWED && e.port == htons(4601) &&
+	      e.old_port == htons(4500), "one NAT_MAPPING event, FOLLOWED, :4500 -> :4601 (%d, "
+	      "value %u)", n, n ? e.value : 0);
+	CHECK(sealed_to(w, "10.1.7.5", &a, &port) && at(a, port, PEER, 4601),
+	      "outbound follows to :4601 at once, outer checksum right (got :%u)", ntohs(port));
+	CHECK(t->remote_port == htons(4601) && t->prev_remote_port == htons(4500) &&
+	      t->seen_port == htons(4601) && t->mapping_changes == 1 &&
+	      w->st->counters[NATT_CNT_NAT_FOLLOWED] == 1,
+	      "stats: remote :4601, prev :4500, seen :4601, 1 change, nat_mapping_followed 1");
+
+	rc = in_from(w, 51, F, 2, PEER, 4500, false);
+	CHECK(rc == R_DELIVERED && evt_take(w, NATT_EVT_NAT_MAPPING, NULL) == 0 &&
+	      sealed_to(w, "10.1.7.5", &a, &port) && at(a, port, PEER, 4601),
+	      "seq 2 (authentic, fresh, not the newest) from the old :4500: delivered, the "
+	      "mapping stays :4601 (%d)", rc);
+	rc = in_from(w, 51, F, 4, "198.51.100.66", 4700, true);
+	CHECK(rc == NATT_DROP_AUTH_FAILED && sealed_to(w, "10.1.7.5", &a, &port) &&
+	      at(a, port, PEER, 4601), "forged seq 4 from .66:4700: auth_failed, outbound "
+	      "stays :4601 (%d)", rc);
+
+	CHECK(keepalive_from(w, PEER, 4601) && t->keepalives == 1 && t->last_keepalive_tsc ==
+	      w->now && w->st->counters[NATT_CNT_KEEPALIVES_IN] == 1,
+	      "keepalive from the current :4601: counted on tunnel 7 (%" PRIu64 ")",
+	      t->keepalives);
+	CHECK(keepalive_from(w, PEER, 4500) && keepalive_from(w, "198.51.100.99", 4500) &&
+	      t->keepalives == 1 && w->st->counters[NATT_CNT_KEEPALIVES_IN] == 1 &&
+	      w->st->drops[NATT_DROP_KEEPALIVE] == 3,
+	      "keepalives from the old :4500 and an unknown peer: consumed, on no tunnel");
+
+	CHECK(sa_add(w, P, 8, NATT_DIR_IN, 0, 52, NATT_SA_F_RESET_STATS | NATT_SA_F_PIN) == 0 &&
+	      sa_add(w, OUT_SPI(8), 8, NATT_DIR_OUT, 0, OUT_KID(8), NATT_SA_F_PIN) == 0 &&
+	      route(w, NATT_CTL_ROUTE_ADD, 8, 0, r8, 1) == 0 && tp->pinned == 1,
+	      "tunnel 8 (pin): in, out, 10.1.8.0/24, peer " PEER ":4500");
+	CHECK(in_from(w, 52, P, 1, PEER, 4800, false) == R_DELIVERED,
+	      "pinned: seq 1 from :4800 delivered");
+	n = (int)evt_take(w, NATT_EVT_NAT_MAPPING, &e);
+	CHECK(n == 1 && e.value == 0 && e.port == htons(4800) && tp->pin_ignored == 1 &&
+	      tp->mapping_changes == 0 && tp->remote_port == htons(4500) &&
+	      tp->seen_port == htons(4800), "pinned: one event, value 0 (not followed), "
+	      "pin_ignored 1, remote :4500, seen :4800 (%d)", n);
+	CHECK(sealed_to(w, "10.1.8.5", &a, &port) && at(a, port, PEER, 4500),
+	      "pinned: outbound stays at :4500 (got :%u)", ntohs(port));
+	CHECK(in_from(w, 52, P, 2, PEER, 4800, false) == R_DELIVERED &&
+	      evt_take(w, NATT_EVT_NAT_MAPPING, NULL) == 0 && tp->pin_ignored == 1,
+	      "pinned: more from :4800, no second event");
+	CHECK(keepalive_from(w, PEER, 4800) && tp->keepalives == 1,
+	      "pinned: a keepalive from where it is seen (:4800) counts on tunnel 8");
+
+	next_keepalive_s = 2;
+	CHECK(sa_add(w, K, 9, NATT_DIR_IN, 0, 53, NATT_SA_F_RESET_STATS) == 0 &&
+	      sa_add(w, OUT_SPI(9), 9, NATT_DIR_OUT, 0, OUT_KID(9), 0) == 0 &&
+	      route(w, NATT_CTL_ROUTE_ADD, 9, 0, r9, 1) == 0 && w->n_keepalive == 1 &&
+	      tk->keepalive_s == 2, "tunnel 9: keepalive = 2 s");
+	next_keepalive_s = 0;
+	w->now = tk->created_tsc + hz;
+	CHECK(keepalives_out(w, PEER, 4500) == 0, "1 s after install: no keepalive");
+	w->now = tk->created_tsc + 2 * hz + 1;
+	n = (int)keepalives_out(w, PEER, 4500);
+	CHECK(n == 1 && tk->keepalives_sent == 1 && tk->last_keepalive_sent_tsc == w->now &&
+	      w->st->counters[NATT_CNT_KEEPALIVES_SENT] == 1,
+	      "2 s: one keepalive, 0xFF in UDP 4500 -> " PEER ":4500 (%d)", n);
+	w->now += hz;
+	CHECK(keepalives_out(w, PEER, 4500) == 0, "1 s later: none");
+	x = w->now;
+	CHECK(sealed_to(w, "10.1.9.5", &a, &port) && tk->last_out_tsc == x,
+	      "an ESP packet goes out on tunnel 9");
+	w->now = x + 2 * hz - 1;
+	CHECK(keepalives_out(w, PEER, 4500) == 0, "just under 2 s after it: no keepalive");
+	w->now = x + 2 * hz + 1;
+	CHECK(keepalives_out(w, PEER, 4500) == 1 && tk->keepalives_sent == 2,
+	      "2 s after the last packet out: the next keepalive");
+	CHECK(in_from(w, 53, K, 5, PEER, 4900, false) == R_DELIVERED &&
+	      evt_take(w, NATT_EVT_NAT_MAPPING, NULL) == 1, "tunnel 9's NAT moves to :4900");
+	w->now += 2 * hz + 1;
+	CHECK(keepalives_out(w, PEER, 4900) == 1, "its keepalives follow to :4900");
+	CHECK(t->keepalives_sent == 0 && tp->keepalives_sent == 0,
+	      "tunnels 7 and 8 (keepalive 0): none sent");
+	CHECK(sa_del(w, OUT_SPI(9), NATT_DIR_OUT, 9, 0, 0) == 0 && w->n_keepalive == 0,
+	      "tunnel 9's outbound SA deleted: no keepalive SA left");
+	w->now += 10 * hz;
+	CHECK(keepalives_out(w, PEER, 4900) == 0, "and none is sent");
+	rig_down();
+}
+
+/* ==== 8. the gateway's own traffic: exception path, ARP ==== */
+
+#define TAP_PORT 2               /* the outside port's TAP in this rig */
+
+static const uint8_t GW_MAC[6] = { 0x02, 0, 0, 0, 0xaa, 0x01 };
+static const uint8_t PEER_MAC[6] = { 0x02, 0, 0, 0, 0xbb, 0x02 };
+
+/* Ethernet/IPv4 frame src -> dst with protocol proto around payload; the
+ * UDP header, if any, is the caller's (in payload). */
+static struct rte_mbuf *
+ip_frame(uint8_t proto, const char *src, const char *dst, const uint8_t *pl, uint16_t len)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(pool);
+	uint8_t *p = (uint8_t *)rte_pktmbuf_append(m, (uint16_t)(14 + 20 + len));
+	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(p + 14);
+
+	memcpy(p, GW_MAC, 6);
+	memcpy(p + 6, PEER_MAC, 6);
+	p[12] = 0x08;
+	p[13] = 0;
+	memset(ip, 0, 20);
+	ip->version_ihl = 0x45;
+	ip->total_length = htons((uint16_t)(20 + len));
+	ip->time_to_live = 64;
+	ip->next_proto_id = proto;
+	ip->src_addr = ip4(src);
+	ip->dst_addr = ip4(dst);
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	memcpy(p + 34, pl, len);
+	return m;
+}
+
+/* UDP datagram sport -> dport with payload (checksum 0, as IKE may send) */
+static struct rte_mbuf *
+udp_frame(const char *dst, uint16_t sport, uint16_t dport, const uint8_t *pl, uint16_t len)
+{
+	uint8_t b[128];
+
+	put32(b, (uint32_t)sport << 16 | dport);
+	put32(b + 4, (uint32_t)(8 + len) << 16);
+	memcpy(b + 8, pl, len);
+	return ip_frame(IPPROTO_UDP, PEER, dst, b, (uint16_t)(8 + len));
+}
+
+/* ARP (RFC 826) op from sha/sip for tip, as the bytes on the wire */
+static struct rte_mbuf *
+arp_frame(uint16_t op, const uint8_t *sha, const char *sip, const char *tip, uint16_t cut)
+{
+	static const uint8_t hdr[8] = { 0, 1, 8, 0, 6, 4, 0, 0 };
+	struct rte_mbuf *m = rte_pktmbuf_alloc(pool);
+	uint8_t *p = (uint8_t *)rte_pktmbuf_append(m, (uint16_t)(14 + 28 - cut));
+	uint8_t a[28];
+	uint32_t v;
+
+	memset(p, 0xff, 6);
+	memcpy(p + 6, sha, 6);
+	p[12] = 0x08;
+	p[13] = 0x06;
+	memcpy(a, hdr, 8);
+	a[7] = (uint8_t)op;
+	memcpy(a + 8, sha, 6);
+	v = ip4(sip);
+	memcpy(a + 14, &v, 4);
+	memset(a + 18, 0, 6);
+	v = ip4(tip);
+	memcpy(a + 24, &v, 4);
+	memcpy(p + 14, a, 28 - cut);
+	return m;
+}
+
+/* Run m through the path of its port; its reason, or -1 if it left. */
+static int
+host_one(struct natt_worker *w, struct rte_mbuf *m, bool inside)
+{
+	m->port = inside ? TW_INSIDE_PORT : TW_OUTSIDE_PORT;
+	return inside ? tw_outbound_one(w, m) : tw_inbound_one(w, m);
+}
+
+/* Frames queued on port p, then all TX discarded. */
+static unsigned int
+queued(struct natt_worker *w, uint16_t p)
+{
+	unsigned int n = w->port[p].n_tx;
+
+	tw_tx_discard(w);
+	return n;
+}
+
+static void
+test_host_path(void)
+{
+	static const uint8_t ike[] = { 0x11, 0x22, 0x33, 0x44, 0x55 };
+	static const uint8_t marker_ike[] = { 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef };
+	static const uint8_t echo[] = { 8, 0, 0xf7, 0xff, 0, 0, 0, 0 };
+	const char *NH = "203.0.113.254";
+	struct natt_worker *w;
+	struct natt_port *o;
+	uint8_t want[42];
+	int rc;
+
+	printf("-- 8. the gateway's own traffic: TAP, rate, ARP\n");
+	rig_up(1);
+	w = W[0];
+	o = &w->port[TW_OUTSIDE_PORT];
+	memcpy(o->mac.addr_bytes, GW_MAC, 6);
+	memcpy(w->port[TW_INSIDE_PORT].mac.addr_bytes, GW_MAC, 6);
+	o->tap = TAP_PORT;
+	w->n_taps = 1;
+	w->n_eth_ports = 3;
+	w->exception.rate = 3;
+	w->now = rte_rdtsc();
+
+	rc = host_one(w, udp_frame(TW_OUTSIDE_ADDR, 500, 500, ike, sizeof(ike)), false);
+	CHECK(rc == -1 && w->port[TAP_PORT].n_tx == 1 &&
+	      rte_pktmbuf_data_len(w->port[TAP_PORT].tx[0]) == 14 + 20 + 8 + sizeof(ike) &&
+	      memcmp(rte_pktmbuf_mtod_offset(w->port[TAP_PORT].tx[0], uint8_t *, 42), ike,
+		     sizeof(ike)) == 0, "IKE on UDP/500 to us: to the TAP as it came (%d)", rc);
+	tw_tx_discard(w);
+	CHECK(host_one(w, udp_frame(TW_OUTSIDE_ADDR, 4500, 4500, marker_ike, sizeof(marker_ike)),
+		       false) == -1 && queued(w, TAP_PORT) == 1,
+	      "IKE behind the non-ESP marker on 4500: to the TAP");
+	CHECK(host_one(w, ip_frame(IPPROTO_ICMP, PEER, TW_OUTSIDE_ADDR, echo, sizeof(echo)),
+		       false) == -1 && queued(w, TAP_PORT) == 1 &&
+	      w->st->counters[NATT_CNT_EXCEPTION] == 3, "ICMP echo to us: to the TAP, 3 punted");
+	rc = host_one(w, udp_frame(TW_OUTSIDE_ADDR, 500, 500, ike, sizeof(ike)), false);
+	CHECK(rc == NATT_DROP_EXCEPTION_LIMITED && queued(w, TAP_PORT) == 0,
+	      "the 4th within the second (exception_rate 3): exception_limited (%d)", rc);
+	w->now += w->tsc_hz;
+	CHECK(host_one(w, udp_frame(TW_OUTSIDE_ADDR, 500, 500, ike, sizeof(ike)), false) == -1 &&
+	      queued(w, TAP_PORT) == 1, "a second later: to the TAP again");
+	rc = host_one(w, ip_frame(IPPROTO_ICMP, PEER, "203.0.113.77", echo, sizeof(echo)), false);
+	CHECK(rc == NATT_DROP_NOT_ESP && queued(w, TAP_PORT) == 0,
+	      "ICMP to another address: not_esp, not punted (%d)", rc);
+	{
+		struct rte_mbuf *m = udp_frame(TW_OUTSIDE_ADDR, 500, 500, ike, sizeof(ike));
+
+		rte_pktmbuf_mtod_offset(m, uint8_t *, 14 + 10)[0] ^= 1;   /* IP checksum */
+		rc = host_one(w, m, false);
+		CHECK(rc == NATT_DROP_MALFORMED && queued(w, TAP_PORT) == 0,
+		      "IKE with a bad IP checksum: malformed, not punted (%d)", rc);
+	}
+	rc = host_one(w, tw_frame(pool, (const uint8_t *)"\x00\x00\x01\x00" "01234567"
+				  "89abcdef0123456789abcdef0123456789ab", 40), false);
+	CHECK(rc == NATT_DROP_NO_SA && queued(w, TAP_PORT) == 0,
+	      "ESP (unknown SPI): no_sa, never to the host (%d)", rc);
+	CHECK(host_one(w, arp_frame(1, PEER_MAC, PEER, TW_OUTSIDE_ADDR, 0), false) == -1 &&
+	      queued(w, TAP_PORT) == 1 && queued(w, TW_OUTSIDE_PORT) == 0 &&
+	      w->st->counters[NATT_CNT_ARP_REPLIES] == 0,
+	      "with a TAP, ARP for our address goes to the host (not answered here)");
+	w->exception.rate = 0;
+	rc = host_one(w, udp_frame(TW_OUTSIDE_ADDR, 500, 500, ike, sizeof(ike)), false);
+	CHECK(rc == NATT_DROP_IKE && queued(w, TAP_PORT) == 0,
+	      "exception_rate 0: IKE is the ike drop again (%d)", rc);
+
+	o->tap = UINT16_MAX;
+	w->n_taps = 0;
+	CHECK(host_one(w, arp_frame(1, PEER_MAC, PEER, TW_OUTSIDE_ADDR, 0), false) == -1 &&
+	      o->n_tx == 1 && rte_pktmbuf_data_len(o->tx[0]) == 42 &&
+	      w->st->counters[NATT_CNT_ARP_REPLIES] == 1, "no TAP: ARP for our address answered");
+	{
+		/* RFC 826: the reply, as a host on the wire would send it */
+		static const uint8_t hdr[8] = { 0, 1, 8, 0, 6, 4, 0, 2 };
+		uint32_t a = ip4(TW_OUTSIDE_ADDR), b = ip4(PEER);
+
+		memcpy(want, PEER_MAC, 6);
+		memcpy(want + 6, GW_MAC, 6);
+		want[12] = 0x08;
+		want[13] = 0x06;
+		memcpy(want + 14, hdr, 8);
+		memcpy(want + 22, GW_MAC, 6);
+		memcpy(want + 28, &a, 4);
+		memcpy(want + 32, PEER_MAC, 6);
+		memcpy(want + 38, &b, 4);
+		CHECK(o->n_tx == 1 && memcmp(rte_pktmbuf_mtod(o->tx[0], uint8_t *), want, 42) == 0,
+		      "the reply: to the asker, is-at our MAC, every byte as RFC 826 has it");
+		tw_tx_discard(w);
+	}
+	rc = host_one(w, arp_frame(1, PEER_MAC, PEER, "203.0.113.9", 0), false);
+	CHECK(rc == NATT_DROP_NOT_ESP && queued(w, TW_OUTSIDE_PORT) == 0,
+	      "ARP for another address: not answered, not_esp (%d)", rc);
+	rc = host_one(w, arp_frame(1, PEER_MAC, PEER, TW_OUTSIDE_ADDR, 10), false);
+	CHECK(rc == NATT_DROP_MALFORMED && queued(w, TW_OUTSIDE_PORT) == 0,
+	      "truncated ARP: malformed (%d)", rc);
+	CHECK(host_one(w, arp_frame(1, PEER_MAC, "10.10.0.2", TW_INSIDE_ADDR, 0), true) == -1 &&
+	      queued(w, TW_INSIDE_PORT) == 1, "inside: ARP for our inside address answered");
+	rc = host_one(w, ip_frame(IPPROTO_ICMP, "10.10.0.2", TW_INSIDE_ADDR, echo, sizeof(echo)),
+		      true);
+	CHECK(rc == NATT_DROP_NO_ROUTE, "inside: ping to our address, no TAP: no_route (%d)", rc);
+	w->port[TW_INSIDE_PORT].tap = TAP_PORT + 1;
+	w->exception.rate = 10;
+	CHECK(host_one(w, ip_frame(IPPROTO_ICMP, "10.10.0.2", TW_INSIDE_ADDR, echo, sizeof(echo)),
+		       true) == -1 && queued(w, TAP_PORT + 1) == 1,
+	      "inside: with its TAP, the ping goes to the host");
+	w->port[TW_INSIDE_PORT].tap = UINT16_MAX;
+
+	/* next hop by ARP, as IFACE next_hop_ip sets it up (apply_iface) */
+	o->next_hop_ip = ip4(NH);
+	o->resolved = false;
+	o->arp_next_tsc = 0;
+	w->hdr->neigh[TW_OUTSIDE_PORT].ip = ip4(NH);
+	CHECK(sa_add(w, OUT_SPI(10), 10, NATT_DIR_OUT, 0, OUT_KID(10), NATT_SA_F_RESET_STATS) == 0 &&
+	      route(w, NATT_CTL_ROUTE_ADD, 10, 0, (const struct pfx[]){ { "10.1.10.0", 24 } }, 1)
+	      == 0, "tunnel 10: outbound, 10.1.10.0/24");
+	rc = route_of(w, "10.1.10.5");
+	CHECK(rc == R_DROP(NATT_DROP_NO_NEIGHBOR), "next hop unresolved: no_neighbor (%d)", rc);
+	w->neigh_poll_tsc = 0;
+	natt_host_poll(w);
+	{
+		const uint8_t *q = o->n_tx == 1 ? rte_pktmbuf_mtod(o->tx[0], const uint8_t *) : NULL;
+		uint32_t sip = ip4(TW_OUTSIDE_ADDR), tip = ip4(NH);
+
+		CHECK(q != NULL && rte_pktmbuf_data_len(o->tx[0]) == 42 &&
+		      memcmp(q, "\xff\xff\xff\xff\xff\xff", 6) == 0 && memcmp(q + 6, GW_MAC, 6) == 0 &&
+		      q[12] == 8 && q[13] == 6 && q[21] == 1 && memcmp(q + 22, GW_MAC, 6) == 0 &&
+		      memcmp(q + 28, &sip, 4) == 0 && memcmp(q + 38, &tip, 4) == 0 &&
+		      w->st->counters[NATT_CNT_ARP_REQUESTS] == 1,
+		      "worker 0 asks: broadcast who-has " "203.0.113.254" " tell " TW_OUTSIDE_ADDR);
+		tw_tx_discard(w);
+	}
+	w->neigh_poll_tsc = 0;
+	natt_host_poll(w);
+	CHECK(queued(w, TW_OUTSIDE_PORT) == 0, "and not again within the second");
+	rc = host_one(w, arp_frame(2, PEER_MAC, "203.0.113.99", TW_OUTSIDE_ADDR, 0), false);
+	w->neigh_poll_tsc = 0;
+	natt_host_poll(w);
+	CHECK(!o->resolved, "an ARP reply from another address teaches nothing");
+	tw_tx_discard(w);
+	rc = host_one(w, arp_frame(2, PEER_MAC, NH, TW_OUTSIDE_ADDR, 0), false);
+	w->neigh_poll_tsc = 0;
+	natt_host_poll(w);
+	CHECK(o->resolved && memcmp(o->next_hop.addr_bytes, PEER_MAC, 6) == 0,
+	      "the next hop's reply: resolved to its MAC (%d)", rc);
+	tw_tx_discard(w);
+	CHECK(route_of(w, "10.1.10.5") == 10, "and tunnel 10's packets go out again");
+	rig_down();
+}
+
+/* ==== 9. two workers: a moved mapping reaches the worker RSS sends to ==== */
+
+static void
+test_peer_relay(void)
+{
+	const uint32_t S = 0x55000001u;
+	static struct rte_ring *pu[2];
+	struct natt_tunnel_stats *t;
+	uint64_t ho;
+	int rc;
+
+	printf("-- 9. two workers: keepalives from a moved mapping\n");
+	rig_up(2);
+	for (unsigned int i = 0; i < 2; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "t3_pu_%u", ring_seq++);
+		pu[i] = rte_ring_create_elem(name, sizeof(struct natt_peer_upd), 64, SOCKET_ID_ANY,
+					     RING_F_SC_DEQ);
+		if (pu[i] == NULL)
+			abort();
+		W[i]->peer_upd = pu[i];
+		W[i]->peer_upd_of = pu;
+	}
+	t = tun(11);
+	for (unsigned int i = 0; i < 2; i++)
+		CHECK(sa_add(W[i], S, 11, NATT_DIR_IN, 1, 61, NATT_SA_F_RESET_STATS) == 0,
+		      "worker %u: tunnel 11, owner 1, peer " PEER ":4500", i);
+	rc = in_from(W[0], 61, S, 1, PEER, 5000, false);
+	CHECK(rc == R_HANDOFF && handoff_run(W[1]) == 1 && t->remote_port == htons(5000),
+	      "ESP from :5000 at worker 0: handed to worker 1, which moves the mapping (%d)", rc);
+	ho = W[0]->st->counters[NATT_CNT_HANDOFF_OUT];
+	CHECK(keepalive_from(W[0], PEER, 5000) && W[0]->st->counters[NATT_CNT_HANDOFF_OUT] == ho,
+	      "before worker 0 drains its updates: a keepalive from :5000 is on no tunnel");
+	natt_peer_upd_drain(W[0]);
+	ho = W[0]->st->counters[NATT_CNT_HANDOFF_OUT];
+	CHECK(!keepalive_from(W[0], PEER, 5000) &&
+	      W[0]->st->counters[NATT_CNT_HANDOFF_OUT] == ho + 1,
+	      "after: worker 0 hands the keepalive from :5000 to the owner");
+	{
+		struct rte_mbuf *m;
+
+		CHECK(rte_ring_dequeue(HO[1], (void **)&m) == 0 &&
+		      tw_inbound_one(W[1], m) == NATT_DROP_KEEPALIVE && t->keepalives == 1 &&
+		      W[1]->st->counters[NATT_CNT_KEEPALIVES_IN] == 1,
+		      "the owner counts it on tunnel 11");
+	}
+	CHECK(keepalive_from(W[0], PEER, 4500) && t->keepalives == 1,
+	      "the old :4500 is forgotten on worker 0 too (consumed there, on no tunnel)");
+	rig_down();
+	for (unsigned int i = 0; i < 2; i++)
+		rte_ring_free(pu[i]);
 }
 
 int
@@ -1259,6 +1746,9 @@ main(int argc, char **argv)
 	test_routes();
 	test_nat_mapping();
 	test_idle();
+	test_nat_behaviour();
+	test_host_path();
+	test_peer_relay();
 	printf("%u passed, %u failed\n", n_pass, n_fail);
 	rte_eal_cleanup();
 	return n_fail ? 1 : 0;

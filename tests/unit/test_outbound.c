@@ -460,7 +460,7 @@ test_icmp(void)
 	int rc;
 
 	w->pool = pool;
-	w->icmp_rate = 3;
+	w->icmp.rate = 3;
 	w->now = 1;
 	CHECK(add_tunnel(w, 1, 0x4001, false, "10.50.20.7", 32) == 0, "tunnel");
 	rc = tw_outbound_one(w, inner_frame("10.50.20.7", 1439, true, NULL, 0));
