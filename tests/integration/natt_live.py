@@ -132,6 +132,19 @@ def in_netns(ns):
         os.close(target)
 
 
+def drain(s):
+    """Everything waiting on non-blocking socket s: [(data, address)]."""
+    out = []
+    while True:
+        try:
+            out.append(s.recvfrom(65535))
+        except (BlockingIOError, InterruptedError):
+            break
+        except OSError:
+            break
+    return out
+
+
 def _descendants(pid):
     """pids of all processes below pid (from /proc)."""
     kids = {}
@@ -401,17 +414,7 @@ class Live:
             for fd, _ in poller.poll(50):
                 side = by_fd[fd]
                 s = self.socks[side]
-                got = []
-                while True:
-                    try:
-                        data, addr = s.recvfrom(65535)
-                    except (BlockingIOError, InterruptedError):
-                        break
-                    except OSError:
-                        break
-                    if addr[2] == PACKET_OUTGOING:
-                        continue
-                    got.append(data)
+                got = [data for data, addr in drain(s) if addr[2] != PACKET_OUTGOING]
                 if got:
                     with self.cap_lock:
                         self.cap[side].extend(got)
