@@ -504,12 +504,17 @@ def tunnels_by_name(res):
     return {t.get("name"): t for t in res or [] if isinstance(t, dict)}
 
 
-def remote_of(entry):
+def remote_of(entry, key="remote"):
+    """(addr, port) of a tunnel entry's key: "a.b.c.d:port" (--stats-json),
+    key_addr / key_port (show tunnels --json) or {"addr", "port"}."""
     if entry is None:
         return None
-    if "remote_addr" in entry:
-        return (entry.get("remote_addr"), entry.get("remote_port"))
-    a, _, p = str(entry.get("remote", "")).rpartition(":")
+    if key + "_addr" in entry:
+        return (entry.get(key + "_addr"), entry.get(key + "_port"))
+    v = entry.get(key)
+    if isinstance(v, dict):
+        return (v.get("addr"), v.get("port"))
+    a, _, p = str(v or "").rpartition(":")
     return (a, int(p)) if p.isdigit() else None
 
 
@@ -842,13 +847,15 @@ def case(ck, L, v, forger, real, base, tag, what, counter, n):
 def phase4(ck, L, clients):
     """4: client keepalives in; gateway keepalives out to c-2 every ~2 s."""
     ka = clients[KA_TUNNEL - 1]
-    watch = 7.0
+    watch = 7.5
     m = {c.name: {id(ep): ep.mark() for ep in c.eps} for c in clients}
     t0 = time.monotonic()
+    u0 = time.time()
     for _ in range(KA_PER_SENDER):
         for k in KA_SENDERS:
             clients[k - 1].ep.send(b"\xff")
         time.sleep(0.1)
+    window = (u0, time.time())
     time.sleep(max(0.0, watch - (time.monotonic() - t0)))
     got = [(t, src) for t, src, d in ka.ep.since(m[ka.name][id(ka.ep)]) if d == b"\xff"]
     gaps = [round(b[0] - a[0], 2) for a, b in zip(got, got[1:])]
@@ -858,7 +865,7 @@ def phase4(ck, L, clients):
              "from %s:4500 about every %d s through the NAT" % (ka.name, KA_S, GW_OUT, KA_S),
              "%d keepalive(s) in %.0f s, gaps %s s, from %s" % (len(got), watch, gaps,
                                                                sorted(srcs)))
-    return len(got)
+    return len(got), window
 
 
 def stray_keepalives(clients, since):
@@ -989,15 +996,28 @@ def final_checks(ck, L, clients, stats, expect):
              "the %d client keepalives (keepalive)" % expect["keepalives_in"],
              "; ".join(wrong) if wrong else "none other (ike %d)" % d.get("ike", 0))
     per_tunnel_checks(ck, clients, tv, expect)
+    n_moves = sum(len(x) - 1 for x in expect["hist"].values())
+    ck.check(c.get("nat_mapping_changes") == n_moves and c.get("nat_mapping_followed") == n_moves,
+             "2f counters nat_mapping_changes and nat_mapping_followed = the %d moves the NAT "
+             "made (all followed)" % n_moves, "nat_mapping_changes %s, nat_mapping_followed %s"
+             % (c.get("nat_mapping_changes", "absent"), c.get("nat_mapping_followed", "absent")))
     ka_in = c.get("keepalives_attributed")
+    senders = [tv.get("c-%d" % k, {}) for k in KA_SENDERS]
+    t0, t1 = expect["ka_window_unix"]
+
+    def fresh(t):
+        v = t.get("last_keepalive_unix")
+        return isinstance(v, (int, float)) and t0 - 1 <= v <= t1 + 1
     ck.check(ka_in == expect["keepalives_in"] and
-             all(tv.get("c-%d" % k, {}).get("keepalives") == KA_PER_SENDER for k in KA_SENDERS),
-             "4a client NAT-keepalives are attributed to their tunnels: %d each for %s, "
-             "keepalives_attributed %d" % (KA_PER_SENDER, ", ".join("c-%d" % k for k in KA_SENDERS),
-                                           expect["keepalives_in"]),
-             "keepalives_attributed %s; per tunnel %s" % (
-                 ka_in, ", ".join("c-%d %s" % (k, tv.get("c-%d" % k, {}).get("keepalives", "absent"))
-                                  for k in KA_SENDERS)))
+             all(t.get("keepalives") == KA_PER_SENDER and fresh(t) for t in senders),
+             "4a client NAT-keepalives are attributed to their tunnels: %d each for %s (and "
+             "last_keepalive_unix when they were sent), keepalives_attributed %d" % (
+                 KA_PER_SENDER, ", ".join("c-%d" % k for k in KA_SENDERS),
+                 expect["keepalives_in"]),
+             "keepalives_attributed %s; per tunnel %s; sent between %.1f and %.1f" % (
+                 ka_in, ", ".join("c-%d %s at %s" % (k, t.get("keepalives", "absent"),
+                                                     t.get("last_keepalive_unix", "absent"))
+                                  for k, t in zip(KA_SENDERS, senders)), t0, t1))
     kt = tv.get("c-%d" % KA_TUNNEL, {})
     ck.check((c.get("keepalives_sent") or 0) >= expect["keepalives_out"] >= 1 and
              (kt.get("keepalives_sent") or 0) >= expect["keepalives_out"],
@@ -1026,7 +1046,7 @@ def per_tunnel_checks(ck, clients, tv, expect):
             continue
         if remote_of(t) != m:
             wrong.append("%s remote %s, NAT %s" % (c.name, t.get("remote"), fmt_map(m)))
-        if "seen" in t and str(t["seen"]) != fmt_map(m):
+        if "seen" in t and remote_of(t, "seen") != m:
             wrong.append("%s seen %s, NAT %s" % (c.name, t["seen"], fmt_map(m)))
         recv = sum(1 for ep in c.eps if ep.esp for _, _, d in ep.inbox if kind(d) == "esp")
         if t.get("in_packets") != c.genuine or t.get("out_packets") != recv:
@@ -1045,7 +1065,7 @@ def per_tunnel_checks(ck, clients, tv, expect):
             bad.append("%s mapping_changes %s (want %d: %s)" % (
                 c.name, t.get("mapping_changes", "absent"), len(hist) - 1,
                 " -> ".join(fmt_map(x) for x in hist)))
-        elif prev and t.get("prev_remote") != prev:
+        elif prev and remote_of(t, "prev_remote") != hist[-2]:
             bad.append("%s prev_remote %s (want %s)" % (c.name, t.get("prev_remote", "absent"),
                                                         prev))
     ck.check(not bad, "2e final --stats-json: per-tunnel mapping_changes and prev_remote follow "
@@ -1091,11 +1111,12 @@ def session(ck, rng):
         print("     phase 1: %.1f s" % (t1 - t0), flush=True)
         phase2(ck, L, clients, hist)
         phase3(ck, L, clients)
-        ka_out = phase4(ck, L, clients)
+        ka_out, ka_window = phase4(ck, L, clients)
         phase5(ck, L, clients, listeners, tap)
         print("     phases 2-5: %.1f s" % (time.monotonic() - t1), flush=True)
         misdelivery(ck, clients, t1)
         expect = {"keepalives_in": KA_PER_SENDER * len(KA_SENDERS), "keepalives_out": ka_out,
+                  "ka_window_unix": ka_window,
                   "hist": hist, "final_map": {c.name: c.mapping() for c in clients},
                   "host_msgs": 2 * len(IKE_CLIENTS) + 3,
                   "leaks": [d[:8].hex() for _, _, d in listeners[1].inbox
