@@ -40,8 +40,16 @@ Use:
     L.write_config(text, "rename" | "inplace"); L.sighup()
     mark = L.log_mark(); L.wait_reload(mark) -> ("applied"|"refused", match)
     L.kill_control(signal.SIGTERM); L.start_control()
-    L.sample() (live counters), L.show_tunnels() (natt-control show --json)
+    L.sample() (live counters), L.show_tunnels() (natt-control show --json),
+    L.show_json("events") (any other show command)
     L.stop() -> final --stats-json; always called (atexit, SIGTERM handler)
+
+Other topologies: a subclass overrides setup_links() (add_netns("x") makes
+more namespaces of the run, deleted at stop; port_ifaces names the devices
+of DPDK ports 0 and 1 in the gateway's namespace, self.ns), as test_nat.py
+does for clients behind a NAT. Live(..., tap="PREFIX") runs the gateway with
+--tap PREFIX (a TAP per port in self.ns). in_netns(ns) makes sockets in any
+namespace for the test's own use.
 
 Environment: NATT_BUILD (build dir), NATT_KEEP=1 (keep the work dir).
 Needs root, hugepages (scripts/hugepages.sh), `ip netns`, the DPDK
