@@ -967,7 +967,16 @@ def ping(L, src, dst, n, timeout=3.0):
 
 
 def final_checks(ck, L, clients, stats, expect):
-    """1e, 2e, 4a, 4c, 5f, 6a-6c on the final --stats-json."""
+    """1e, 2e, 2f, 4a, 4c, 5f, 6a-6d on the final --stats-json."""
+    try:
+        with open(L.log_path, errors="replace") as f:
+            reports = [l for l in f.read().splitlines()
+                       if "Sanitizer" in l or "runtime error:" in l]
+    except OSError as e:
+        reports = ["no log: %s" % e]
+    ck.check(L.gw_rc == 0 and not reports, "6d the gateway stopped cleanly on SIGTERM: exit "
+             "status 0, no sanitizer report in its log",
+             "exit status %s; %s" % (L.gw_rc, " | ".join(reports[:5]) or "no reports"))
     if not ck.check(stats is not None, "final --stats-json written",
                     L.final_stats_error or ""):
         return
