@@ -207,8 +207,10 @@ journal_event(struct ctl *c, const struct natt_evt *e)
 		break;
 	case NATT_EVT_NAT_MAPPING:
 		fprintf(stderr, "natt-control: event: tunnel \"%s\" peer moved from %s:%u to"
-			" %s:%u (NAT mapping changed)\n", name, ipstr(e->old_addr, a),
-			ntohs(e->old_port), ipstr(e->addr, b), ntohs(e->port));
+			" %s:%u (NAT mapping changed; %s)\n", name, ipstr(e->old_addr, a),
+			ntohs(e->old_port), ipstr(e->addr, b), ntohs(e->port),
+			e->value & NATT_EVT_MAPPING_FOLLOWED ? "outbound follows"
+			: "pinned: outbound stays");
 		break;
 	case NATT_EVT_IDLE:
 		fprintf(stderr, "natt-control: event: tunnel \"%s\" idle for %u s (peer %s:%u)\n",
