@@ -1545,12 +1545,13 @@ static const struct diag_rule {
 
 _Static_assert(RTE_DIM(diag_rules) <= NATT_DIAG_MAX, "NATT_DIAG_MAX holds every finding");
 
-unsigned int
-natt_diag_eval(const struct natt_diag_in *in, struct natt_diag_finding *out, unsigned int max)
+/* Every rule's finding into out (room for one per rule), sorted. */
+static unsigned int
+diag_all(const struct natt_diag_in *in, struct natt_diag_finding *out)
 {
 	unsigned int n = 0;
 
-	for (unsigned int i = 0; i < RTE_DIM(diag_rules) && n < max; i++) {
+	for (unsigned int i = 0; i < RTE_DIM(diag_rules); i++) {
 		const struct diag_rule *r = &diag_rules[i];
 		struct natt_diag_finding f = { .code = r->code, .summary = r->summary };
 		int sev = r->fn(in, f.text, sizeof(f.text));
@@ -1567,6 +1568,18 @@ natt_diag_eval(const struct natt_diag_in *in, struct natt_diag_finding *out, uns
 		if (r->final)
 			break;
 	}
+	return n;
+}
+
+unsigned int
+natt_diag_eval(const struct natt_diag_in *in, struct natt_diag_finding *out, unsigned int max)
+{
+	struct natt_diag_finding all[RTE_DIM(diag_rules)];
+	unsigned int n = diag_all(in, all);
+
+	/* cut after sorting: a short out keeps the most severe */
+	n = RTE_MIN(n, max);
+	memcpy(out, all, n * sizeof(*out));
 	return n;
 }
 
@@ -1705,8 +1718,8 @@ diag_print(const struct show *s, const char *name, uint32_t id, enum show_fmt fm
 		fprintf(o, "diagnose tunnel %s (id %u)\n", fmt_name(nbuf, name, NATT_NAME_LEN - 1),
 			id);
 		for (unsigned int i = 0; i < n; i++)
-			fprintf(o, "  %-7s  %s: %s\n", natt_diag_sev_name(f[i].sev), f[i].code,
-				f[i].text);
+			fprintf(o, "  %-7s  %s [%s]\n", natt_diag_sev_name(f[i].sev), f[i].text,
+				f[i].code);
 		fprintf(o, "verdict: %s\n", verdict);
 		return;
 	}

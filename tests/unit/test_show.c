@@ -974,20 +974,26 @@ static const struct diag_case {
 	  "verdict: broken - inbound packets fail authentication (+1 more problem)" },
 };
 
-/* The text of finding code in `diagnose` text output, if it has severity sev. */
+/* Whether `diagnose` text output has the finding "  SEV  TEXT [code]" with
+ * both strings in its text. */
 static bool
 diag_finding(const char *out, const char *sev, const char *code, const char *const text[2])
 {
-	char head[64], line[512];
+	char head[32], tail[40], line[512];
 	const char *p, *e;
 
-	snprintf(head, sizeof(head), "  %-7s  %s: ", sev, code);
-	if ((p = strstr(out, head)) == NULL || (e = strchr(p, '\n')) == NULL ||
-	    (size_t)(e - p) >= sizeof(line))
-		return false;
-	memcpy(line, p, (size_t)(e - p));
-	line[e - p] = '\0';
-	return strstr(line, text[0]) != NULL && strstr(line, text[1]) != NULL;
+	snprintf(head, sizeof(head), "\n  %-7s  ", sev);
+	snprintf(tail, sizeof(tail), " [%s]", code);
+	for (p = strstr(out, head); p != NULL; p = strstr(p + 1, head)) {
+		if ((e = strchr(p + 1, '\n')) == NULL || (size_t)(e - p) >= sizeof(line))
+			return false;
+		memcpy(line, p, (size_t)(e - p));
+		line[e - p] = '\0';
+		if (strlen(line) > strlen(tail) &&
+		    strcmp(line + strlen(line) - strlen(tail), tail) == 0)
+			return strstr(line, text[0]) != NULL && strstr(line, text[1]) != NULL;
+	}
+	return false;
 }
 
 /* Severities never go up again from one line to the next. */
@@ -1033,6 +1039,29 @@ test_diagnose_case(struct fake *f, const struct diag_case *c)
 	free(out);
 }
 
+/* natt_diag_eval() alone: no memzone, the output bound, an empty verdict. */
+static void
+test_diag_pure(void)
+{
+	struct natt_diag_in d = { .installed = true, .in_packets = 5, .auth_failed = 1,
+				  .replay = 2, .policy = 3, .out_ago = -1, .in_ago = 1,
+				  .keepalive_ago = -1, .idle_after = 60 };
+	struct natt_diag_finding f[NATT_DIAG_MAX];
+	unsigned int n = natt_diag_eval(&d, f, 2), all;
+	char v[128];
+
+	check(n == 2 && f[0].sev == NATT_DIAG_ERROR && strcmp(f[0].code, "no_return") == 0 &&
+	      strcmp(f[1].code, "auth_failed") == 0,
+	      "diagnose: natt_diag_eval keeps to max, the most severe first", NULL);
+	all = natt_diag_eval(&d, f, NATT_DIAG_MAX);
+	check(all == 4 && strcmp(f[3].code, "policy") == 0,
+	      "diagnose: natt_diag_eval: errors, then warnings in rule order", NULL);
+	check(strcmp(natt_diag_verdict(f, 0, v, sizeof(v)), "nothing to report") == 0 &&
+	      strcmp(natt_diag_verdict(f, all, v, sizeof(v)),
+		     "broken - nothing sent back to the peer (+3 more problems)") == 0,
+	      "diagnose: verdict of none and of four findings", v);
+}
+
 static void
 test_diagnose(void)
 {
@@ -1044,6 +1073,7 @@ test_diagnose(void)
 	fake_init(&f, 2, 16, true);
 	for (unsigned int i = 0; i < RTE_DIM(diag_cases); i++)
 		test_diagnose_case(&f, &diag_cases[i]);
+	test_diag_pure();
 
 	rc = run_diag(&f.src, &out, &err, "no-such", NULL);
 	check(rc == NATT_SHOW_USAGE && out[0] == '\0' && strstr(err, "no tunnel named \"no-such\""),
@@ -1054,7 +1084,8 @@ test_diagnose(void)
 	strcpy(jt->name, "dirty-one");
 	jt->state = NATT_JT_DIRTY;
 	rc = run_diag(&f.src, &out, NULL, "dirty-one", NULL);
-	check(rc == 0 && strstr(out, "  error    not_installed: ") &&
+	check(rc == 0 && strstr(out, "  error    natt-control sent this tunnel but the dataplane does"
+				  " not hold it") && strstr(out, " [not_installed]\n") &&
 	      strstr(out, "verdict: broken - not installed in the dataplane\n") &&
 	      !strstr(out, "no_traffic"), "diagnose: journal-only tunnel is not_installed, alone",
 	      out);
