@@ -226,19 +226,22 @@ put_tunnel(struct natt_stats_hdr *h, uint32_t id, const char *name, uint32_t in_
 	t->created_tsc = h->start_tsc + h->tsc_hz;
 }
 
-/* Run argv0 args... (NULL-terminated) on src; the exit status, output in
+/* Run argv0 a0 ... (NULL-terminated) on src; the exit status, output in
  * *out and, if err is not NULL, what went to stderr in *err. */
 static int
-vrun(const struct natt_show_src *src, char **out, char **err, const char *argv0,
-     const char *a0, va_list ap)
+run_cmd(const struct natt_show_src *src, char **out, char **err, const char *argv0,
+	const char *a0, ...)
 {
 	char *argv[8] = { (char *)argv0, (char *)a0 }, *errbuf = NULL;
 	size_t len, elen;
 	FILE *f = open_memstream(out, &len), *e = open_memstream(&errbuf, &elen);
+	va_list ap;
 	int argc = 2, rc;
 
+	va_start(ap, a0);
 	while (argc < 7 && (argv[argc] = va_arg(ap, char *)) != NULL)
 		argc++;
+	va_end(ap);
 	rc = natt_show_run(src, argc, argv, f, e);
 	fclose(f);
 	fclose(e);
@@ -249,31 +252,10 @@ vrun(const struct natt_show_src *src, char **out, char **err, const char *argv0,
 	return rc;
 }
 
-/* Run `show` args on src; returns the exit status, output in *out. */
-static int
-run(const struct natt_show_src *src, char **out, const char *a0, ...)
-{
-	va_list ap;
-	int rc;
-
-	va_start(ap, a0);
-	rc = vrun(src, out, NULL, "show", a0, ap);
-	va_end(ap);
-	return rc;
-}
-
-/* Run `diagnose` args on src: exit status, output in *out, stderr in *err. */
-static int
-run_diag(const struct natt_show_src *src, char **out, char **err, const char *a0, ...)
-{
-	va_list ap;
-	int rc;
-
-	va_start(ap, a0);
-	rc = vrun(src, out, err, "diagnose", a0, ap);
-	va_end(ap);
-	return rc;
-}
+/* `show ARGS..., NULL` on src: exit status, output in *out. */
+#define run(src, out, ...) run_cmd(src, out, NULL, "show", __VA_ARGS__)
+/* `diagnose ARGS..., NULL`: also stderr in *err (NULL: dropped). */
+#define run_diag(src, out, err, ...) run_cmd(src, out, err, "diagnose", __VA_ARGS__)
 
 /* ---- 1. header checks ---- */
 
@@ -739,238 +721,144 @@ diag_base(struct fake *f)
 	return t;
 }
 
+/* The state a case puts the tunnel in, over diag_base()'s healthy one:
+ * zero fields change nothing. */
+struct diag_set {
+	bool no_in, no_out;        /* never any inbound / outbound */
+	bool idle, pinned, moved;  /* moved: from 192.0.2.1:1234, 30 s ago */
+	double in_ago, ka_ago;     /* last inbound / keepalive from the peer, s */
+	uint64_t auth_failed, replay, policy, bad_trailer, too_big, fragmented;
+	uint64_t keepalives, keepalives_sent, out_packets;
+	uint16_t keepalive_s;
+	uint32_t mapping_changes, pin_ignored;
+	uint64_t gw_ike, gw_exception, gw_no_sa, gw_no_route;  /* worker totals */
+	uint32_t idle_events[2];   /* values of idle events in the journal */
+};
+
+/* The tunnel's counters of c (the ones that are plain numbers). */
 static void
-d_none(struct fake *f, struct natt_tunnel_stats *t)
+diag_set_counters(struct natt_tunnel_stats *t, const struct diag_set *c)
 {
-	(void)f;
-	(void)t;
+	t->auth_failed = c->auth_failed;
+	t->replay = c->replay;
+	t->policy = c->policy;
+	t->bad_trailer = c->bad_trailer;
+	t->too_big = c->too_big;
+	t->fragmented = c->fragmented;
+	t->keepalives = c->keepalives;
+	t->keepalives_sent = c->keepalives_sent;
+	t->keepalive_s = c->keepalive_s;
+	t->mapping_changes = c->mapping_changes;
+	t->pin_ignored = c->pin_ignored;
+	t->pinned = c->pinned;
+	t->idle = c->idle;
+	if (c->out_packets)
+		t->out_packets = c->out_packets;
 }
 
+/* Put the tunnel, the workers and the journal in the state of c. */
 static void
-d_no_esp(struct fake *f, struct natt_tunnel_stats *t)
-{
-	t->in_packets = 0;
-	t->last_seen_tsc = 0;
-	natt_stats_worker(f->src.st, 0)->drops[NATT_DROP_IKE] = 5;
-	natt_stats_worker(f->src.st, 1)->counters[NATT_CNT_EXCEPTION] = 2;
-}
-
-static void
-d_auth(struct fake *f, struct natt_tunnel_stats *t)
-{
-	(void)f;
-	t->in_packets = 0;
-	t->last_seen_tsc = 0;
-	t->auth_failed = 12;
-}
-
-static void
-d_no_sa(struct fake *f, struct natt_tunnel_stats *t)
-{
-	t->in_packets = 0;
-	t->last_seen_tsc = 0;
-	natt_stats_worker(f->src.st, 1)->drops[NATT_DROP_NO_SA] = 4;
-}
-
-static void
-d_nat_expired(struct fake *f, struct natt_tunnel_stats *t)
-{
-	(void)f;
-	t->last_seen_tsc = ago(f, 95);
-}
-
-/* The journal's idle events say idle_timeout is 300 s: 95 s is not stopped. */
-static void
-d_idle_from_journal(struct fake *f, struct natt_tunnel_stats *t)
+diag_apply(struct fake *f, struct natt_tunnel_stats *t, const struct diag_set *c)
 {
 	struct natt_journal_event *e = natt_journal_events(f->src.j);
+	struct natt_worker_stats *w = natt_stats_worker(f->src.st, 1);
 
-	t->last_seen_tsc = ago(f, 95);
-	e[0].type = NATT_EVT_IDLE;
-	e[0].value = 301;
-	e[1].type = NATT_EVT_IDLE;
-	e[1].value = 300;
-	f->src.j->evt_head = 2;
-}
-
-/* The dataplane's idle flag wins over the threshold. */
-static void
-d_idle_flag(struct fake *f, struct natt_tunnel_stats *t)
-{
-	(void)f;
-	t->last_seen_tsc = ago(f, 5);
-	t->idle = 1;
-}
-
-static void
-d_stopped(struct fake *f, struct natt_tunnel_stats *t)
-{
-	(void)f;
-	t->last_seen_tsc = ago(f, 95);
-	t->keepalive_s = 25;
-	t->keepalives = 3;
-	t->last_keepalive_tsc = ago(f, 200);
-	t->keepalives_sent = 4;
-}
-
-static void
-d_idle_alive(struct fake *f, struct natt_tunnel_stats *t)
-{
-	(void)f;
-	t->last_seen_tsc = ago(f, 95);
-	t->keepalives = 10;
-	t->last_keepalive_tsc = ago(f, 5);
-}
-
-static void
-d_ka_long(struct fake *f, struct natt_tunnel_stats *t)
-{
-	(void)f;
-	t->keepalive_s = 30;
-}
-
-static void
-d_moved(struct fake *f, struct natt_tunnel_stats *t)
-{
-	(void)f;
-	t->mapping_changes = 2;
-	t->prev_remote_addr = htonl(0xc0000201);  /* 192.0.2.1 */
-	t->prev_remote_port = htons(1234);
-	t->last_mapping_tsc = ago(f, 30);
-}
-
-static void
-d_pinned(struct fake *f, struct natt_tunnel_stats *t)
-{
-	(void)f;
-	t->pinned = 1;
-	t->pin_ignored = 3;
-	t->mapping_changes = 3;
-	t->seen_addr = htonl(0xc0000209);   /* 192.0.2.9 */
-	t->seen_port = htons(4501);
-}
-
-static void
-d_oversize(struct fake *f, struct natt_tunnel_stats *t)
-{
-	(void)f;
-	t->too_big = 7;
-	t->fragmented = 9;
-}
-
-static void
-d_replay(struct fake *f, struct natt_tunnel_stats *t)
-{
-	(void)f;
-	t->replay = 6;
-}
-
-static void
-d_policy(struct fake *f, struct natt_tunnel_stats *t)
-{
-	(void)f;
-	t->policy = 8;
-}
-
-static void
-d_trailer(struct fake *f, struct natt_tunnel_stats *t)
-{
-	(void)f;
-	t->bad_trailer = 4;
-}
-
-static void
-d_no_return(struct fake *f, struct natt_tunnel_stats *t)
-{
-	t->out_packets = 0;
-	t->last_out_tsc = 0;
-	natt_stats_worker(f->src.st, 0)->drops[NATT_DROP_NO_ROUTE] = 11;
-}
-
-static void
-d_no_inbound(struct fake *f, struct natt_tunnel_stats *t)
-{
-	(void)f;
-	t->in_packets = 0;
-	t->last_seen_tsc = 0;
-	t->out_packets = 20;
-}
-
-static void
-d_no_traffic(struct fake *f, struct natt_tunnel_stats *t)
-{
-	(void)f;
-	t->in_packets = t->out_packets = 0;
-	t->last_seen_tsc = t->last_out_tsc = 0;
-}
-
-/* Errors, a warning and a remark at once: most severe first. */
-static void
-d_mixed(struct fake *f, struct natt_tunnel_stats *t)
-{
-	d_moved(f, t);
-	t->in_packets = 0;
-	t->last_seen_tsc = 0;
-	t->replay = 2;
-	t->auth_failed = 1;
+	diag_set_counters(t, c);
+	if (c->in_ago)
+		t->last_seen_tsc = ago(f, c->in_ago);
+	if (c->ka_ago)
+		t->last_keepalive_tsc = ago(f, c->ka_ago);
+	if (c->no_in)
+		t->in_packets = t->last_seen_tsc = 0;
+	if (c->no_out)
+		t->out_packets = t->last_out_tsc = 0;
+	if (c->moved) {
+		t->prev_remote_addr = htonl(0xc0000201);  /* 192.0.2.1 */
+		t->prev_remote_port = htons(1234);
+		t->last_mapping_tsc = ago(f, 30);
+	}
+	if (c->pinned) {
+		t->seen_addr = htonl(0xc0000209);   /* 192.0.2.9 */
+		t->seen_port = htons(4501);
+	}
+	w->drops[NATT_DROP_IKE] = c->gw_ike;
+	w->counters[NATT_CNT_EXCEPTION] = c->gw_exception;
+	w->drops[NATT_DROP_NO_SA] = c->gw_no_sa;
+	w->drops[NATT_DROP_NO_ROUTE] = c->gw_no_route;
+	for (unsigned int i = 0; i < 2 && c->idle_events[i]; i++) {
+		e[i].type = NATT_EVT_IDLE;
+		e[i].value = c->idle_events[i];
+		f->src.j->evt_head = i + 1;
+	}
 }
 
 static const struct diag_case {
 	const char *what;
-	void (*setup)(struct fake *f, struct natt_tunnel_stats *t);
+	struct diag_set set;
 	const char *sev, *code;       /* a finding the output must have */
 	const char *text[2];          /* in that finding's text */
 	const char *verdict;          /* start of the verdict line, or NULL */
 } diag_cases[] = {
-	{ "healthy", d_none, "info", "healthy",
+	{ "healthy", { 0 }, "info", "healthy",
 	  { "in 100 pkts (last 1.0s ago)", "out 50 pkts (last 2.0s ago)" },
 	  "verdict: ok - traffic flows both ways\n" },
-	{ "IKE but no ESP", d_no_esp, "error", "no_esp",
+	{ "IKE but no ESP", { .no_in = true, .gw_ike = 5, .gw_exception = 2 }, "error", "no_esp",
 	  { "UDP/4500 blocked, NAT-T not negotiated", "ike 5, exception_punted 2" },
 	  "verdict: broken - IKE but no ESP" },
-	{ "authentication fails", d_auth, "error", "auth_failed",
+	{ "authentication fails", { .no_in = true, .auth_failed = 12 }, "error", "auth_failed",
 	  { "12 packets failed authentication", "key/salt mismatch" }, NULL },
-	{ "unknown SPI", d_no_sa, "warning", "unknown_spi",
+	{ "unknown SPI", { .no_in = true, .gw_no_sa = 4 }, "warning", "unknown_spi",
 	  { "(no_sa 4): peer uses an SPI not configured", "inbound.spi 0x00002000" }, NULL },
-	{ "NAT mapping expired", d_nat_expired, "error", "nat_expired",
+	{ "NAT mapping expired", { .in_ago = 95 }, "error", "nat_expired",
 	  { "traffic stopped after 95s idle", "set keepalive = 20" },
 	  "verdict: broken - NAT mapping expired" },
-	{ "idle threshold from the journal's idle events", d_idle_from_journal, "info", "healthy",
+	/* the journal's idle events say idle_timeout is 300 s: 95 s is not stopped */
+	{ "idle threshold from the journal's idle events",
+	  { .in_ago = 95, .idle_events = { 301, 300 } }, "info", "healthy",
 	  { "in 100 pkts (last 95s ago)", "" }, "verdict: ok" },
-	{ "idle flag of the dataplane", d_idle_flag, "error", "nat_expired",
+	{ "idle flag of the dataplane", { .in_ago = 5, .idle = true }, "error", "nat_expired",
 	  { "traffic stopped after 5.0s idle", "" }, NULL },
-	{ "traffic stopped despite keepalives", d_stopped, "error", "traffic_stopped",
+	{ "traffic stopped despite keepalives",
+	  { .in_ago = 95, .keepalive_s = 25, .keepalives = 3, .ka_ago = 200,
+	    .keepalives_sent = 4 }, "error", "traffic_stopped",
 	  { "after 95s idle (last of 100 packets)", "peer 3m20s ago, 4 sent by us" }, NULL },
-	{ "keepalive longer than NAT timeout, stopped", d_stopped, "warning", "keepalive_long",
-	  { "keepalive interval 25 s may be longer", "(often 30 s)" }, NULL },
-	{ "idle, keepalives still arrive", d_idle_alive, "info", "idle_alive",
+	{ "keepalive longer than NAT timeout, stopped",
+	  { .in_ago = 95, .keepalive_s = 25, .keepalives = 3, .ka_ago = 200 }, "warning",
+	  "keepalive_long", { "keepalive interval 25 s may be longer", "(often 30 s)" }, NULL },
+	{ "idle, keepalives still arrive", { .in_ago = 95, .keepalives = 10, .ka_ago = 5 },
+	  "info", "idle_alive",
 	  { "no traffic for 95s", "keepalives still arrive (10, last 5.0s ago)" }, NULL },
-	{ "keepalive longer than NAT timeout, flowing", d_ka_long, "info", "keepalive_long",
-	  { "keepalive interval 30 s", "" }, "verdict: ok - traffic flows both ways" },
-	{ "mapping moved, followed", d_moved, "info", "mapping_moved",
+	{ "keepalive longer than NAT timeout, flowing", { .keepalive_s = 30 }, "info",
+	  "keepalive_long", { "keepalive interval 30 s", "" },
+	  "verdict: ok - traffic flows both ways" },
+	{ "mapping moved, followed", { .moved = true, .mapping_changes = 2 }, "info",
+	  "mapping_moved",
 	  { "moved 2 times (last: 192.0.2.1:1234 -> 198.51.100.25:4500 at 20", "outbound follows" },
 	  NULL },
-	{ "mapping moved, pinned", d_pinned, "error", "pinned_moved",
+	{ "mapping moved, pinned", { .pinned = true, .pin_ignored = 3, .mapping_changes = 3 },
+	  "error", "pinned_moved",
 	  { "now sends from 192.0.2.9:4501 but the tunnel is pinned to 198.51.100.25:4500",
 	    "nat_mapping_change = \"follow\"" }, "verdict: broken - pinned" },
-	{ "oversize", d_oversize, "warning", "oversize",
+	{ "oversize", { .too_big = 7, .fragmented = 9 }, "warning", "oversize",
 	  { "7 dropped with DF (ICMP frag-needed sent), 9 fragmented", "dataplane.mss_clamp" },
 	  "verdict: degraded - inner packets too big" },
-	{ "replay", d_replay, "warning", "replay", { "6 replayed/out-of-window", "replay_window" },
-	  NULL },
-	{ "policy", d_policy, "warning", "policy",
+	{ "replay", { .replay = 6 }, "warning", "replay",
+	  { "6 replayed/out-of-window", "replay_window" }, NULL },
+	{ "policy", { .policy = 8 }, "warning", "policy",
 	  { "8 inner packets outside remote_ts", "traffic selector mismatch" }, NULL },
-	{ "bad trailer", d_trailer, "warning", "bad_trailer",
+	{ "bad trailer", { .bad_trailer = 4 }, "warning", "bad_trailer",
 	  { "4 decrypted but malformed inner packets", "wrong algorithm" }, NULL },
-	{ "nothing sent back", d_no_return, "error", "no_return",
+	{ "nothing sent back", { .no_out = true, .gw_no_route = 11 }, "error", "no_return",
 	  { "arrives (100 packets) but nothing is sent back", "no_route drops 11" }, NULL },
-	{ "nothing received", d_no_inbound, "error", "no_inbound",
+	{ "nothing received", { .no_in = true, .out_packets = 20 }, "error", "no_inbound",
 	  { "we send (20 packets) but never receive", "key mismatch on its side" }, NULL },
-	{ "no traffic at all", d_no_traffic, "warning", "no_traffic",
+	{ "no traffic at all", { .no_in = true, .no_out = true }, "warning", "no_traffic",
 	  { "no traffic in either direction since the tunnel was installed 99s ago", "" },
 	  "verdict: degraded - no traffic yet" },
-	{ "several at once, most severe first", d_mixed, "error", "auth_failed",
-	  { "1 packets failed authentication", "" },
+	/* an error, a warning and a remark at once: most severe first */
+	{ "several at once, most severe first",
+	  { .no_in = true, .moved = true, .mapping_changes = 2, .replay = 2, .auth_failed = 1 },
+	  "error", "auth_failed", { "1 packets failed authentication", "" },
 	  "verdict: broken - inbound packets fail authentication (+1 more problem)" },
 };
 
@@ -1021,7 +909,7 @@ test_diagnose_case(struct fake *f, const struct diag_case *c)
 	char *out = NULL, *err = NULL, what[128], want[96];
 	int rc;
 
-	c->setup(f, diag_base(f));
+	diag_apply(f, diag_base(f), &c->set);
 	rc = run_diag(&f->src, &out, &err, DIAG_NAME, NULL);
 	snprintf(what, sizeof(what), "diagnose: %s -> %s %s", c->what, c->sev, c->code);
 	check(rc == 0 && strstr(out, "diagnose tunnel " DIAG_NAME " (id 3)\n") &&
