@@ -611,7 +611,8 @@ text_tunnel_nat(FILE *f, const struct show_clock *c, const struct natt_tunnel_st
 	fprintf(f, "  %-18s %s\n", "nat mapping", t->pinned ?
 		"pin (changes are reported, outbound stays on the peer below)" :
 		"follow (outbound follows the peer's authenticated packets)");
-	fprintf(f, "  %-18s %s\n", "peer", fmt_addr(b1, sizeof(b1), t->remote_addr, t->remote_port));
+	fprintf(f, "  %-18s %s\n", "peer",
+		fmt_addr(b1, sizeof(b1), t->remote_addr, t->remote_port));
 	fprintf(f, "  %-18s %s\n", "last seen from",
 		fmt_addr(b1, sizeof(b1), t->seen_addr, t->seen_port));
 	fprintf(f, "  %-18s %s", "previous peer",
@@ -1727,8 +1728,8 @@ diag_print(const struct show *s, const char *name, uint32_t id, enum show_fmt fm
 	json_str(o, name, NATT_NAME_LEN - 1);
 	fprintf(o, ", \"id\": %u, \"findings\": [", id);
 	for (unsigned int i = 0; i < n; i++) {
-		fprintf(o, "%s\n  {\"severity\": \"%s\", \"code\": \"%s\", \"text\": ", i ? "," : "",
-			natt_diag_sev_name(f[i].sev), f[i].code);
+		fprintf(o, "%s\n  {\"severity\": \"%s\", \"code\": \"%s\", \"text\": ",
+			i ? "," : "", natt_diag_sev_name(f[i].sev), f[i].code);
 		json_str(o, f[i].text, sizeof(f[i].text));
 		fprintf(o, "}");
 	}

@@ -52,9 +52,9 @@ json_tunnel_nat(FILE *f, const struct natt_stats_hdr *h, const struct natt_tunne
 	json_time(f, h, t->last_out_tsc);
 	fprintf(f, ", \"idle\": %s, \"nat_mapping\": \"%s\", \"seen\": \"%s:%u\","
 		" \"prev_remote\": \"%s:%u\", \"mapping_changes\": %u, \"pin_ignored\": %u,"
-		" \"last_mapping_unix\": ", t->idle ? "true" : "false", t->pinned ? "pin" : "follow",
-		seen, ntohs(t->seen_port), prev, ntohs(t->prev_remote_port), t->mapping_changes,
-		t->pin_ignored);
+		" \"last_mapping_unix\": ", t->idle ? "true" : "false",
+		t->pinned ? "pin" : "follow", seen, ntohs(t->seen_port), prev,
+		ntohs(t->prev_remote_port), t->mapping_changes, t->pin_ignored);
 	json_time(f, h, t->last_mapping_tsc);
 	fprintf(f, ", \"keepalive_s\": %u, \"keepalives\": %" PRIu64 ", \"last_keepalive_unix\": ",
 		t->keepalive_s, t->keepalives);
