@@ -7,6 +7,7 @@
  *                [--textfile PATH] [--textfile-interval S]
  *   natt-control <EAL args> -- show tunnels|tunnel NAME|stats|drops|events
  *                [--json|--prometheus]
+ *   natt-control <EAL args> -- diagnose TUNNEL [--json]
  *
  * A DPDK secondary (the caller passes --proc-type=secondary and the
  * dataplane's --file-prefix). On start it reads the journal the dataplane
@@ -84,11 +85,12 @@ usage(const char *prog)
 		" [--textfile-interval S]\n"
 		"       %s <EAL args> -- show tunnels|tunnel NAME|stats|drops|events"
 		" [--json|--prometheus]\n"
+		"       %s <EAL args> -- diagnose TUNNEL [--json]\n"
 		"  --config FILE           libconfig file to apply (see control/config.h)\n"
 		"  --once                  exit once the configuration is applied\n"
 		"  --textfile PATH         keep Prometheus counters in PATH (node_exporter)\n"
 		"  --textfile-interval S   rewrite it every S seconds (default 5)\n",
-		prog, prog);
+		prog, prog, prog);
 }
 
 static double
