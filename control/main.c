@@ -7,6 +7,7 @@
  *                [--textfile PATH] [--textfile-interval S]
  *   natt-control <EAL args> -- show tunnels|tunnel NAME|stats|drops|events
  *                [--json|--prometheus]
+ *   natt-control <EAL args> -- diagnose TUNNEL [--json]
  *
  * A DPDK secondary (the caller passes --proc-type=secondary and the
  * dataplane's --file-prefix). On start it reads the journal the dataplane
@@ -84,11 +85,12 @@ usage(const char *prog)
 		" [--textfile-interval S]\n"
 		"       %s <EAL args> -- show tunnels|tunnel NAME|stats|drops|events"
 		" [--json|--prometheus]\n"
+		"       %s <EAL args> -- diagnose TUNNEL [--json]\n"
 		"  --config FILE           libconfig file to apply (see control/config.h)\n"
 		"  --once                  exit once the configuration is applied\n"
 		"  --textfile PATH         keep Prometheus counters in PATH (node_exporter)\n"
 		"  --textfile-interval S   rewrite it every S seconds (default 5)\n",
-		prog, prog);
+		prog, prog, prog);
 }
 
 static double
@@ -207,8 +209,10 @@ journal_event(struct ctl *c, const struct natt_evt *e)
 		break;
 	case NATT_EVT_NAT_MAPPING:
 		fprintf(stderr, "natt-control: event: tunnel \"%s\" peer moved from %s:%u to"
-			" %s:%u (NAT mapping changed)\n", name, ipstr(e->old_addr, a),
-			ntohs(e->old_port), ipstr(e->addr, b), ntohs(e->port));
+			" %s:%u (NAT mapping changed; %s)\n", name, ipstr(e->old_addr, a),
+			ntohs(e->old_port), ipstr(e->addr, b), ntohs(e->port),
+			e->value & NATT_EVT_MAPPING_FOLLOWED ? "outbound follows"
+			: "pinned: outbound stays");
 		break;
 	case NATT_EVT_IDLE:
 		fprintf(stderr, "natt-control: event: tunnel \"%s\" idle for %u s (peer %s:%u)\n",

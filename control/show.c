@@ -31,14 +31,14 @@
 
 #define NS UINT64_C(1000000000)
 
-enum show_cmd { CMD_TUNNELS, CMD_TUNNEL, CMD_STATS, CMD_DROPS, CMD_EVENTS };
+enum show_cmd { CMD_TUNNELS, CMD_TUNNEL, CMD_STATS, CMD_DROPS, CMD_EVENTS, CMD_DIAGNOSE };
 enum show_fmt { FMT_TEXT, FMT_JSON, FMT_PROM };
 
 struct show_opts {
 	enum show_cmd cmd;
 	enum show_fmt fmt;
 	bool prom_tunnels;
-	const char *name;      /* show tunnel NAME */
+	const char *name;      /* show tunnel NAME, diagnose NAME */
 };
 
 /* Both clocks now, and the dataplane's TSC origin. */
@@ -85,6 +85,13 @@ static const char *const counter_help[NATT_CNT_MAX] = {
 	[NATT_CNT_CTL_MSGS] = "Control messages applied",
 	[NATT_CNT_EVT_LOST] = "Events dropped because the event ring was full",
 	[NATT_CNT_LOOPS] = "Worker poll loops",
+	[NATT_CNT_EXCEPTION] = "Packets punted to the host's TAP (IKE, ARP, ICMP to the gateway)",
+	[NATT_CNT_HOST_TX] = "Packets the host sent through a TAP out of its port",
+	[NATT_CNT_ARP_REPLIES] = "ARP replies the dataplane sent for its own addresses",
+	[NATT_CNT_ARP_REQUESTS] = "ARP requests the dataplane sent to resolve next hops",
+	[NATT_CNT_KEEPALIVES_IN] = "NAT keepalives attributed to a tunnel",
+	[NATT_CNT_KEEPALIVES_SENT] = "NAT keepalives sent (tunnel keepalive)",
+	[NATT_CNT_NAT_FOLLOWED] = "NAT mapping changes the outbound SA followed",
 };
 
 /* ---- names ---- */
@@ -397,21 +404,32 @@ events_snapshot(struct natt_journal_hdr *j, struct natt_journal_event *buf, uint
 
 /* ---- show tunnels / show tunnel NAME ---- */
 
+/* nat_mapping_change of the tunnel: what the dataplane does when the
+ * peer's NAT mapping moves. */
+static const char *
+mapping_policy(const struct natt_tunnel_stats *t)
+{
+	return t->pinned ? "pin" : "follow";
+}
+
 static void
 text_tunnel_row(const struct show *s, const struct natt_tunnel_stats *t, uint32_t id, int w)
 {
-	char name[NATT_NAME_LEN], peer[32], in[16], out[16], grace[16], li[16], lo[16];
+	char name[NATT_NAME_LEN], peer[32], in[16], out[16], grace[16], li[16], lo[16], ka[16];
 
 	fprintf(s->out, "%7u  %-*s  %-21s  %-10s  %-10s  %3u  %11" PRIu64 "  %14" PRIu64
 		"  %11" PRIu64 "  %14" PRIu64 "  %8" PRIu64 "  %8" PRIu64 "  %8" PRIu64
-		"  %8s  %8s  %4s  %6u  %s\n", id, w, fmt_name(name, t->name, NATT_NAME_LEN - 1),
+		"  %8s  %8s  %4s  %6u  %-6s  %8s  %s\n", id, w,
+		fmt_name(name, t->name, NATT_NAME_LEN - 1),
 		fmt_addr(peer, sizeof(peer), t->remote_addr, t->remote_port),
 		fmt_spi(in, sizeof(in), t->in_spi), fmt_spi(out, sizeof(out), t->out_spi),
 		t->owner, t->in_packets, t->in_bytes, t->out_packets, t->out_bytes,
 		t->auth_failed, t->replay, t->policy,
 		fmt_tsc_ago(li, sizeof(li), &s->clk, t->last_seen_tsc),
 		fmt_tsc_ago(lo, sizeof(lo), &s->clk, t->last_out_tsc), t->idle ? "yes" : "-",
-		t->mapping_changes, fmt_spi(grace, sizeof(grace), t->grace_spi));
+		t->mapping_changes, mapping_policy(t),
+		fmt_tsc_ago(ka, sizeof(ka), &s->clk, t->last_keepalive_tsc),
+		fmt_spi(grace, sizeof(grace), t->grace_spi));
 }
 
 static void
@@ -429,10 +447,11 @@ text_tunnels(const struct show *s)
 		if (tunnel_get(h, id, &t) && (n = (int)strlen(t.name)) > w)
 			w = n;
 	}
+	/* GRACE_SPI stays last: scripts cut the table by its header */
 	fprintf(s->out, "%7s  %-*s  %-21s  %-10s  %-10s  %3s  %11s  %14s  %11s  %14s  %8s  %8s"
-		"  %8s  %8s  %8s  %4s  %6s  %s\n", "ID", w, "NAME", "PEER", "IN_SPI", "OUT_SPI",
-		"W", "IN_PKTS", "IN_BYTES", "OUT_PKTS", "OUT_BYTES", "AUTH", "REPLAY", "POLICY",
-		"LAST_IN", "LAST_OUT", "IDLE", "MAPCHG", "GRACE_SPI");
+		"  %8s  %8s  %8s  %4s  %6s  %-6s  %8s  %s\n", "ID", w, "NAME", "PEER", "IN_SPI",
+		"OUT_SPI", "W", "IN_PKTS", "IN_BYTES", "OUT_PKTS", "OUT_BYTES", "AUTH", "REPLAY",
+		"POLICY", "LAST_IN", "LAST_OUT", "IDLE", "MAPCHG", "NAT", "LAST_KA", "GRACE_SPI");
 	for (uint32_t id = 0; id < h->max_tunnels; id++) {
 		if (!tunnel_get(h, id, &t))
 			continue;
@@ -566,56 +585,81 @@ text_traffic(FILE *f, const struct show_clock *c, const char *what, uint64_t pac
 		fprintf(f, "never\n");
 }
 
+/* A line "  WHAT    <time> (<ago> ago)", or "never". */
 static void
-text_tunnel(const struct show *s, const struct natt_tunnel_stats *t, uint32_t id,
-	    const struct natt_journal_tunnel *jt)
+text_when(FILE *f, const struct show_clock *c, const char *what, uint64_t tsc)
 {
-	const struct show_clock *c = &s->clk;
-	char b1[64], b2[64], b3[32], b4[32], name[NATT_NAME_LEN];
-	FILE *f = s->out;
-	bool live = t->in_spi != 0 || t->out_spi != 0;
+	char b1[64], b2[32];
 
-	fprintf(f, "tunnel %s (id %u)\n", fmt_name(name, live ? t->name : jt->name,
-						 NATT_NAME_LEN - 1), id);
-	if (!live) {
-		fprintf(f, "  not installed in the dataplane (journal state %s)\n",
-			jt ? jt_state_name(jt->state) : "-");
-	} else {
-		fprintf(f, "  %-18s %s\n", "inbound SPI", fmt_spi(b3, sizeof(b3), t->in_spi));
-		fprintf(f, "  %-18s %s\n", "outbound SPI", fmt_spi(b3, sizeof(b3), t->out_spi));
-		fprintf(f, "  %-18s %s\n", "grace SPI", fmt_spi(b3, sizeof(b3), t->grace_spi));
-		fprintf(f, "  %-18s %u\n", "owner worker", t->owner);
-		fprintf(f, "  %-18s %s\n", "peer",
-			fmt_addr(b1, sizeof(b1), t->remote_addr, t->remote_port));
-		fprintf(f, "  %-18s %s", "previous peer",
-			fmt_addr(b1, sizeof(b1), t->prev_remote_addr, t->prev_remote_port));
-		if (t->last_mapping_tsc)
-			fprintf(f, ", changed %s (%s ago)",
-				fmt_time(b2, sizeof(b2), tsc_ns(c, t->last_mapping_tsc)),
-				fmt_dur(b3, sizeof(b3), tsc_ago(c, t->last_mapping_tsc)));
-		fprintf(f, "\n  %-18s %u\n", "mapping changes", t->mapping_changes);
-		fprintf(f, "  %-18s %s", "created",
-			fmt_time(b2, sizeof(b2), tsc_ns(c, t->created_tsc)));
-		if (t->created_tsc)
-			fprintf(f, " (%s ago)", fmt_dur(b3, sizeof(b3), tsc_ago(c, t->created_tsc)));
-		fprintf(f, "\n");
-		text_traffic(f, c, "inbound", t->in_packets, t->in_bytes, t->last_seen_tsc);
-		text_traffic(f, c, "outbound", t->out_packets, t->out_bytes, t->last_out_tsc);
-		fprintf(f, "  %-18s auth_failed %" PRIu64 ", replay %" PRIu64 ", policy %" PRIu64
-			"\n", "drops", t->auth_failed, t->replay, t->policy);
-		fprintf(f, "  %-18s %" PRIu64 ", last %s\n", "keepalives", t->keepalives,
-			fmt_tsc_ago(b3, sizeof(b3), c, t->last_keepalive_tsc));
-		if (t->idle)
-			fprintf(f, "  %-18s yes, no inbound since %s (%s)\n", "idle",
-				fmt_time(b2, sizeof(b2), tsc_ns(c, t->idle_mark_tsc)),
-				fmt_tsc_ago(b3, sizeof(b3), c, t->idle_mark_tsc));
-		else
-			fprintf(f, "  %-18s no\n", "idle");
-	}
-	if (jt == NULL) {
-		fprintf(f, "  %-18s not available\n", "journal");
-		return;
-	}
+	if (tsc)
+		fprintf(f, "  %-18s %s (%s ago)\n", what, fmt_time(b1, sizeof(b1), tsc_ns(c, tsc)),
+			fmt_dur(b2, sizeof(b2), tsc_ago(c, tsc)));
+	else
+		fprintf(f, "  %-18s never\n", what);
+}
+
+/* SPIs, owner, the NAT mapping and what the tunnel does when it moves. */
+static void
+text_tunnel_nat(FILE *f, const struct show_clock *c, const struct natt_tunnel_stats *t)
+{
+	char b1[64], b2[64], b3[32];
+
+	fprintf(f, "  %-18s %s\n", "inbound SPI", fmt_spi(b3, sizeof(b3), t->in_spi));
+	fprintf(f, "  %-18s %s\n", "outbound SPI", fmt_spi(b3, sizeof(b3), t->out_spi));
+	fprintf(f, "  %-18s %s\n", "grace SPI", fmt_spi(b3, sizeof(b3), t->grace_spi));
+	fprintf(f, "  %-18s %u\n", "owner worker", t->owner);
+	fprintf(f, "  %-18s %s\n", "nat mapping", t->pinned ?
+		"pin (changes are reported, outbound stays on the peer below)" :
+		"follow (outbound follows the peer's authenticated packets)");
+	fprintf(f, "  %-18s %s\n", "peer",
+		fmt_addr(b1, sizeof(b1), t->remote_addr, t->remote_port));
+	fprintf(f, "  %-18s %s\n", "last seen from",
+		fmt_addr(b1, sizeof(b1), t->seen_addr, t->seen_port));
+	fprintf(f, "  %-18s %s", "previous peer",
+		fmt_addr(b1, sizeof(b1), t->prev_remote_addr, t->prev_remote_port));
+	if (t->last_mapping_tsc)
+		fprintf(f, ", changed %s (%s ago)",
+			fmt_time(b2, sizeof(b2), tsc_ns(c, t->last_mapping_tsc)),
+			fmt_dur(b3, sizeof(b3), tsc_ago(c, t->last_mapping_tsc)));
+	fprintf(f, "\n  %-18s %u, not followed (pinned) %u\n", "mapping changes",
+		t->mapping_changes, t->pin_ignored);
+}
+
+/* Traffic, drops, keepalives and idleness. */
+static void
+text_tunnel_traffic(FILE *f, const struct show_clock *c, const struct natt_tunnel_stats *t)
+{
+	char b2[64], b3[32];
+
+	text_when(f, c, "created", t->created_tsc);
+	text_traffic(f, c, "inbound", t->in_packets, t->in_bytes, t->last_seen_tsc);
+	text_traffic(f, c, "outbound", t->out_packets, t->out_bytes, t->last_out_tsc);
+	fprintf(f, "  %-18s auth_failed %" PRIu64 ", replay %" PRIu64 ", policy %" PRIu64
+		", bad_trailer %" PRIu64 ", too_big %" PRIu64 "; fragmented %" PRIu64 "\n",
+		"drops", t->auth_failed, t->replay, t->policy, t->bad_trailer, t->too_big,
+		t->fragmented);
+	fprintf(f, "  %-18s %" PRIu64 ", last %s\n", "keepalives", t->keepalives,
+		fmt_tsc_ago(b3, sizeof(b3), c, t->last_keepalive_tsc));
+	fprintf(f, "  %-18s %" PRIu64 ", last %s\n", "keepalives sent", t->keepalives_sent,
+		fmt_tsc_ago(b3, sizeof(b3), c, t->last_keepalive_sent_tsc));
+	if (t->keepalive_s)
+		fprintf(f, "  %-18s %u s\n", "keepalive interval", t->keepalive_s);
+	else
+		fprintf(f, "  %-18s off (we send none)\n", "keepalive interval");
+	if (t->idle)
+		fprintf(f, "  %-18s yes, no inbound since %s (%s)\n", "idle",
+			fmt_time(b2, sizeof(b2), tsc_ns(c, t->idle_mark_tsc)),
+			fmt_tsc_ago(b3, sizeof(b3), c, t->idle_mark_tsc));
+	else
+		fprintf(f, "  %-18s no\n", "idle");
+}
+
+/* What the journal says about the tunnel: state, SPIs, routes, latest event. */
+static void
+text_tunnel_journal(FILE *f, const struct show_clock *c, const struct natt_journal_tunnel *jt)
+{
+	char b1[64], b2[64], b3[32], b4[32];
+
 	fprintf(f, "  %-18s %s, SPIs in %s out %s", "journal", jt_state_name(jt->state),
 		fmt_spi(b3, sizeof(b3), jt->spi[NATT_DIR_IN]),
 		fmt_spi(b4, sizeof(b4), jt->spi[NATT_DIR_OUT]));
@@ -644,6 +688,42 @@ text_tunnel(const struct show *s, const struct natt_tunnel_stats *t, uint32_t id
 }
 
 static void
+text_tunnel(const struct show *s, const struct natt_tunnel_stats *t, uint32_t id,
+	    const struct natt_journal_tunnel *jt)
+{
+	char name[NATT_NAME_LEN];
+	FILE *f = s->out;
+	bool live = t->in_spi != 0 || t->out_spi != 0;
+
+	fprintf(f, "tunnel %s (id %u)\n", fmt_name(name, live ? t->name : jt->name,
+						 NATT_NAME_LEN - 1), id);
+	if (!live) {
+		fprintf(f, "  not installed in the dataplane (journal state %s)\n",
+			jt ? jt_state_name(jt->state) : "-");
+	} else {
+		text_tunnel_nat(f, &s->clk, t);
+		text_tunnel_traffic(f, &s->clk, t);
+	}
+	if (jt == NULL)
+		fprintf(f, "  %-18s not available\n", "journal");
+	else
+		text_tunnel_journal(f, &s->clk, jt);
+}
+
+/* The v4 keys of `show tunnel NAME --json`: NAT-T behaviour, outbound drops. */
+static void
+json_tunnel_nat(FILE *f, const struct show_clock *c, const struct natt_tunnel_stats *t)
+{
+	fprintf(f, ", \"nat_mapping\": \"%s\"", mapping_policy(t));
+	json_addr(f, "seen_addr", "seen_port", t->seen_addr, t->seen_port);
+	fprintf(f, ", \"pin_ignored\": %u, \"keepalive_s\": %u, \"keepalives_sent\": %" PRIu64,
+		t->pin_ignored, t->keepalive_s, t->keepalives_sent);
+	json_unix(f, "last_keepalive_sent_unix", tsc_ns(c, t->last_keepalive_sent_tsc));
+	fprintf(f, ", \"too_big\": %" PRIu64 ", \"fragmented\": %" PRIu64 ", \"bad_trailer\": %"
+		PRIu64, t->too_big, t->fragmented, t->bad_trailer);
+}
+
+static void
 json_tunnel(const struct show *s, const struct natt_tunnel_stats *t, uint32_t id,
 	    const struct natt_journal_tunnel *jt)
 {
@@ -666,6 +746,7 @@ json_tunnel(const struct show *s, const struct natt_tunnel_stats *t, uint32_t id
 		fprintf(f, ", \"keepalives\": %" PRIu64, t->keepalives);
 		json_unix(f, "last_keepalive_unix", tsc_ns(c, t->last_keepalive_tsc));
 		json_unix(f, "idle_since_unix", t->idle ? tsc_ns(c, t->idle_mark_tsc) : 0);
+		json_tunnel_nat(f, c, t);
 	}
 	if (jt == NULL) {
 		fprintf(f, ", \"journal\": null}}\n");
@@ -721,6 +802,93 @@ show_tunnel(const struct show *s, const char *name, enum show_fmt fmt, FILE *err
 }
 
 /* ---- show stats ---- */
+
+/* The host interface name of port p's TAP (exception path), or NULL. A
+ * port without one has tap_of NATT_NO_TAP; an empty name is a header not
+ * filled in (a dataplane without --tap), shown the same. */
+static const char *
+port_tap(const struct natt_stats_hdr *h, uint32_t p, char buf[16])
+{
+	if (h->tap_of[p] == NATT_NO_TAP || h->tap_names[p][0] == '\0')
+		return NULL;
+	return fmt_name(buf, h->tap_names[p], sizeof(h->tap_names[p]) - 1);
+}
+
+/* "02:00:00:00:00:fe" of a neighbour entry: the low 48 bits hold the MAC
+ * in wire order, first byte in bits 47..40. */
+static const char *
+fmt_mac(char buf[18], uint64_t mac)
+{
+	snprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x", (unsigned int)(mac >> 40 & 0xff),
+		 (unsigned int)(mac >> 32 & 0xff), (unsigned int)(mac >> 24 & 0xff),
+		 (unsigned int)(mac >> 16 & 0xff), (unsigned int)(mac >> 8 & 0xff),
+		 (unsigned int)(mac & 0xff));
+	return buf;
+}
+
+/* Port p's next hop as one consistent copy (a worker may update it). */
+static struct natt_neigh
+port_neigh(const struct natt_stats_hdr *h, uint32_t p)
+{
+	struct natt_neigh n;
+
+	n.ip = __atomic_load_n(&h->neigh[p].ip, __ATOMIC_RELAXED);
+	n.mac = __atomic_load_n(&h->neigh[p].mac, __ATOMIC_ACQUIRE);
+	n.updated_tsc = __atomic_load_n(&h->neigh[p].updated_tsc, __ATOMIC_RELAXED);
+	n.pad = 0;
+	return n;
+}
+
+/* "tap natt0, next hop 203.0.113.254 -> 02:..:fe (resolved 3.0s ago)". */
+static void
+text_port_path(FILE *f, const struct show *s, uint32_t p)
+{
+	struct natt_neigh n = port_neigh(s->st, p);
+	char tap[16], col[24], ip[INET_ADDRSTRLEN], mac[18], ago[32];
+	const char *t = port_tap(s->st, p, tap);
+
+	snprintf(col, sizeof(col), "%s%s", t ? "tap " : "no tap", t ? t : "");
+	fprintf(f, "  %4u  %-19s  ", p, col);
+	if (n.ip == 0) {
+		fprintf(f, "next hop static MAC\n");
+		return;
+	}
+	inet_ntop(AF_INET, &n.ip, ip, sizeof(ip));
+	if (n.mac & NATT_NEIGH_VALID)
+		fprintf(f, "next hop %s -> %s (resolved %s ago)\n", ip, fmt_mac(mac, n.mac),
+			fmt_tsc_ago(ago, sizeof(ago), &s->clk, n.updated_tsc));
+	else
+		fprintf(f, "next hop %s unresolved (ARP)\n", ip);
+}
+
+/* , "tap": "natt0"|null, "next_hop": null|{"ip", "mac"|null, "resolved", ...} */
+static void
+json_port_path(FILE *f, const struct show *s, uint32_t p)
+{
+	struct natt_neigh n = port_neigh(s->st, p);
+	char tap[16], ip[INET_ADDRSTRLEN], mac[18];
+	const char *t = port_tap(s->st, p, tap);
+
+	if (t != NULL) {
+		fprintf(f, ", \"tap\": ");
+		json_str(f, t, sizeof(tap));
+		fprintf(f, ", \"tap_port\": %u", s->st->tap_of[p]);
+	} else
+		fprintf(f, ", \"tap\": null, \"tap_port\": null");
+	if (n.ip == 0) {
+		fprintf(f, ", \"next_hop\": null");
+		return;
+	}
+	inet_ntop(AF_INET, &n.ip, ip, sizeof(ip));
+	fprintf(f, ", \"next_hop\": {\"ip\": \"%s\", \"resolved\": %s", ip,
+		n.mac & NATT_NEIGH_VALID ? "true" : "false");
+	if (n.mac & NATT_NEIGH_VALID)
+		fprintf(f, ", \"mac\": \"%s\"", fmt_mac(mac, n.mac));
+	else
+		fprintf(f, ", \"mac\": null");
+	json_unix(f, "updated_unix", n.mac & NATT_NEIGH_VALID ? tsc_ns(&s->clk, n.updated_tsc) : 0);
+	fprintf(f, "}");
+}
 
 static void
 text_reload(const struct show *s)
@@ -790,6 +958,9 @@ text_stats(const struct show *s)
 			sum.port[p].rx_packets, sum.port[p].rx_bytes, sum.port[p].tx_packets,
 			sum.port[p].tx_bytes);
 	}
+	fprintf(f, "exception path and next hops:\n");
+	for (uint32_t p = 0; p < h->n_ports; p++)
+		text_port_path(f, s, p);
 	fprintf(f, "workers:\n  %3s  %6s  %6s  %14s  %14s  %14s  %14s  %12s  %12s  %8s\n", "W",
 		"ACTIVE", "GEN", "RX_PKTS", "TX_PKTS", "DECRYPTED", "ENCRYPTED", "DROPS",
 		"HANDOFF_IN", "LAST_RX");
@@ -857,17 +1028,19 @@ json_stats(const struct show *s)
 	fprintf(f, "{\"version\": %u, \"uptime_s\": %.3f", h->version,
 		tsc_ago(&s->clk, h->start_tsc));
 	json_unix(f, "start_unix", h->start_unix_ns);
-	fprintf(f, ", \"workers\": %u, \"n_ports\": %u, \"max_tunnels\": %u,"
+	fprintf(f, ", \"workers\": %u, \"n_ports\": %u, \"n_eth_ports\": %u, \"max_tunnels\": %u,"
 		" \"tunnels_live\": %u, \"generation\": %" PRIu64 ",\n ", h->n_workers,
-		h->n_ports, h->max_tunnels, tunnels_live(h), workers_generation(h));
+		h->n_ports, h->n_eth_ports, h->max_tunnels, tunnels_live(h), workers_generation(h));
 	json_counters(f, &sum);
 	fprintf(f, ",\n \"ports\": [");
 	for (uint32_t p = 0; p < h->n_ports; p++) {
 		fprintf(f, "%s\n  {\"port\": %u, \"name\": ", p ? "," : "", p);
 		json_str(f, h->port_names[p], NATT_NAME_LEN);
 		fprintf(f, ", \"rx_packets\": %" PRIu64 ", \"rx_bytes\": %" PRIu64 ", \"tx_packets\": %"
-			PRIu64 ", \"tx_bytes\": %" PRIu64 "}", sum.port[p].rx_packets,
+			PRIu64 ", \"tx_bytes\": %" PRIu64, sum.port[p].rx_packets,
 			sum.port[p].rx_bytes, sum.port[p].tx_packets, sum.port[p].tx_bytes);
+		json_port_path(f, s, p);
+		fprintf(f, "}");
 	}
 	fprintf(f, "],\n \"per_worker\": [");
 	for (uint32_t w = 0; w < h->n_workers; w++) {
@@ -1067,6 +1240,526 @@ show_events(const struct show *s, enum show_fmt fmt, FILE *err)
 	return NATT_SHOW_OK;
 }
 
+/* ---- diagnose: rules ---- */
+
+/*
+ * Each rule reads the numbers of one tunnel (struct natt_diag_in) and, when
+ * the failure mode it knows applies, writes one sentence with the numbers
+ * that point to it and returns its severity; otherwise NO_FINDING. The
+ * modes are the field guide's (IPsec behind NAT): UDP/4500 blocked or NAT-T
+ * not negotiated, key mismatch, NAT mapping timeout without keepalives,
+ * mapping moves, MTU, selectors, one-way routing. Text is ASCII (" - ",
+ * "->"): it goes into JSON strings and terminals alike.
+ */
+#define NO_FINDING (-1)
+
+typedef int (*diag_rule_fn)(const struct natt_diag_in *d, char *t, size_t n);
+
+/* Did any ESP packet of this tunnel arrive, good or bad? */
+static bool
+diag_esp_seen(const struct natt_diag_in *d)
+{
+	return d->in_packets + d->auth_failed + d->replay + d->policy + d->bad_trailer > 0;
+}
+
+/* Inbound had traffic and then stopped: the dataplane says idle, or it was
+ * silent longer than the idle threshold. */
+static bool
+diag_stopped(const struct natt_diag_in *d)
+{
+	return d->in_packets > 0 && (d->idle || d->in_ago > d->idle_after);
+}
+
+/* A count that loses the tunnel's only traffic is an error, beside good
+ * traffic a warning. */
+static int
+diag_lossy(const struct natt_diag_in *d)
+{
+	return d->in_packets == 0 ? NATT_DIAG_ERROR : NATT_DIAG_WARNING;
+}
+
+/* "5m03s", or "never" for < 0. */
+static const char *
+diag_ago(char *buf, size_t len, double s)
+{
+	return s < 0 ? "never" : fmt_dur(buf, len, s);
+}
+
+static int
+rule_not_installed(const struct natt_diag_in *d, char *t, size_t n)
+{
+	if (d->installed)
+		return NO_FINDING;
+	snprintf(t, n, "natt-control sent this tunnel but the dataplane does not hold it"
+		 " (journal state dirty): a reload is in progress or failed - see `show stats`,"
+		 " last error");
+	return NATT_DIAG_ERROR;
+}
+
+static int
+rule_auth_failed(const struct natt_diag_in *d, char *t, size_t n)
+{
+	if (d->auth_failed == 0)
+		return NO_FINDING;
+	snprintf(t, n, "%" PRIu64 " packets failed authentication - key/salt mismatch (check"
+		 " the inbound key) or ESN mismatch; %" PRIu64 " authenticated", d->auth_failed,
+		 d->in_packets);
+	return diag_lossy(d);
+}
+
+static int
+rule_no_esp(const struct natt_diag_in *d, char *t, size_t n)
+{
+	if (diag_esp_seen(d) || d->gw_ike + d->gw_exception == 0)
+		return NO_FINDING;
+	snprintf(t, n, "IKE seen on 500/4500 but no ESP on 4500 for this tunnel - UDP/4500"
+		 " blocked, NAT-T not negotiated, or SPI/keys not installed (gateway-wide: ike %"
+		 PRIu64 ", exception_punted %" PRIu64 ")", d->gw_ike, d->gw_exception);
+	return NATT_DIAG_ERROR;
+}
+
+static int
+rule_unknown_spi(const struct natt_diag_in *d, char *t, size_t n)
+{
+	if (d->in_packets > 0 || d->gw_no_sa == 0)
+		return NO_FINDING;
+	/* gateway-wide: the packets may belong to another peer */
+	snprintf(t, n, "packets with unknown SPI arrive (no_sa %" PRIu64 "): peer uses an SPI"
+		 " not configured - compare its outbound SPI with inbound.spi 0x%08x",
+		 d->gw_no_sa, d->in_spi);
+	return NATT_DIAG_WARNING;
+}
+
+static int
+rule_nat_expired(const struct natt_diag_in *d, char *t, size_t n)
+{
+	char a[32];
+
+	if (!diag_stopped(d) || d->keepalives != 0 || d->keepalive_s != 0)
+		return NO_FINDING;
+	snprintf(t, n, "traffic stopped after %s idle (last of %" PRIu64 " packets) - NAT"
+		 " mapping likely expired; no keepalives seen from the peer and none sent by us:"
+		 " set keepalive = 20 (below the NAT's UDP timeout)",
+		 diag_ago(a, sizeof(a), d->in_ago), d->in_packets);
+	return NATT_DIAG_ERROR;
+}
+
+/* The peer keeps its NAT mapping alive with keepalives: the stopped traffic
+ * of rule_traffic_stopped is then only a quiet peer. */
+static bool
+diag_keepalive_fresh(const struct natt_diag_in *d)
+{
+	return d->keepalive_ago >= 0 && d->keepalive_ago < d->idle_after;
+}
+
+static int
+rule_idle_alive(const struct natt_diag_in *d, char *t, size_t n)
+{
+	char a[32], k[32];
+
+	if (!diag_stopped(d) || !diag_keepalive_fresh(d))
+		return NO_FINDING;
+	snprintf(t, n, "no traffic for %s, but the peer's keepalives still arrive (%" PRIu64
+		 ", last %s ago): the NAT mapping is alive, the peer has nothing to send",
+		 diag_ago(a, sizeof(a), d->in_ago), d->keepalives,
+		 diag_ago(k, sizeof(k), d->keepalive_ago));
+	return NATT_DIAG_INFO;
+}
+
+static int
+rule_traffic_stopped(const struct natt_diag_in *d, char *t, size_t n)
+{
+	char a[32], k[32];
+
+	/* no keepalives either way is rule_nat_expired's case */
+	if (!diag_stopped(d) || diag_keepalive_fresh(d) ||
+	    (d->keepalives == 0 && d->keepalive_s == 0))
+		return NO_FINDING;
+	snprintf(t, n, "traffic stopped after %s idle (last of %" PRIu64 " packets); last"
+		 " keepalive from the peer %s%s, %" PRIu64 " sent by us - the peer or its NAT"
+		 " went away", diag_ago(a, sizeof(a), d->in_ago), d->in_packets,
+		 diag_ago(k, sizeof(k), d->keepalive_ago), d->keepalive_ago < 0 ? "" : " ago",
+		 d->keepalives_sent);
+	return NATT_DIAG_ERROR;
+}
+
+static int
+rule_keepalive_long(const struct natt_diag_in *d, char *t, size_t n)
+{
+	if (d->keepalive_s <= 20)
+		return NO_FINDING;
+	snprintf(t, n, "keepalive interval %u s may be longer than the NAT's UDP timeout (often"
+		 " 30 s)", d->keepalive_s);
+	return diag_stopped(d) ? NATT_DIAG_WARNING : NATT_DIAG_INFO;
+}
+
+static int
+rule_pinned_moved(const struct natt_diag_in *d, char *t, size_t n)
+{
+	char seen[32], cur[32];
+
+	if (!d->pinned || d->pin_ignored == 0)
+		return NO_FINDING;
+	snprintf(t, n, "peer now sends from %s but the tunnel is pinned to %s: replies go to the"
+		 " old mapping - use nat_mapping_change = \"follow\" or fix remote/remote_port"
+		 " (%u changes not followed)",
+		 fmt_addr(seen, sizeof(seen), d->seen_addr, d->seen_port),
+		 fmt_addr(cur, sizeof(cur), d->remote_addr, d->remote_port), d->pin_ignored);
+	return NATT_DIAG_ERROR;
+}
+
+static int
+rule_mapping_moved(const struct natt_diag_in *d, char *t, size_t n)
+{
+	char a[32], b[32], when[40];
+
+	if (d->pinned || d->mapping_changes == 0)
+		return NO_FINDING;
+	snprintf(t, n, "peer's NAT mapping moved %u times (last: %s -> %s at %s) - outbound"
+		 " follows", d->mapping_changes,
+		 fmt_addr(a, sizeof(a), d->prev_addr, d->prev_port),
+		 fmt_addr(b, sizeof(b), d->remote_addr, d->remote_port),
+		 fmt_time(when, sizeof(when), d->mapping_unix_ns));
+	/* now and then is a NAT rebinding; often is a NAT pool or CGNAT */
+	return d->mapping_changes >= 10 ? NATT_DIAG_WARNING : NATT_DIAG_INFO;
+}
+
+static int
+rule_oversize(const struct natt_diag_in *d, char *t, size_t n)
+{
+	if (d->too_big == 0 && d->fragmented == 0)
+		return NO_FINDING;
+	snprintf(t, n, "oversize inner packets: %" PRIu64 " dropped with DF (ICMP frag-needed"
+		 " sent), %" PRIu64 " fragmented - MTU/MSS: lower the inner MTU or clamp MSS"
+		 " (dataplane.mss_clamp)", d->too_big, d->fragmented);
+	return NATT_DIAG_WARNING;
+}
+
+static int
+rule_replay(const struct natt_diag_in *d, char *t, size_t n)
+{
+	if (d->replay == 0)
+		return NO_FINDING;
+	snprintf(t, n, "%" PRIu64 " replayed/out-of-window packets - duplicate traffic, a peer"
+		 " restarted its sequence numbers without rekey, or reordering wider than"
+		 " replay_window", d->replay);
+	return NATT_DIAG_WARNING;
+}
+
+static int
+rule_policy(const struct natt_diag_in *d, char *t, size_t n)
+{
+	if (d->policy == 0)
+		return NO_FINDING;
+	snprintf(t, n, "%" PRIu64 " inner packets outside remote_ts - traffic selector mismatch",
+		 d->policy);
+	return diag_lossy(d);
+}
+
+static int
+rule_bad_trailer(const struct natt_diag_in *d, char *t, size_t n)
+{
+	if (d->bad_trailer == 0)
+		return NO_FINDING;
+	snprintf(t, n, "%" PRIu64 " decrypted but malformed inner packets - peer bug or wrong"
+		 " algorithm", d->bad_trailer);
+	return diag_lossy(d);
+}
+
+static int
+rule_no_return(const struct natt_diag_in *d, char *t, size_t n)
+{
+	if (d->in_packets == 0 || d->out_packets != 0)
+		return NO_FINDING;
+	snprintf(t, n, "traffic from the peer arrives (%" PRIu64 " packets) but nothing is sent"
+		 " back - routing on the inside (no_route drops %" PRIu64 ") or local_ts",
+		 d->in_packets, d->gw_no_route);
+	return NATT_DIAG_ERROR;
+}
+
+static int
+rule_no_inbound(const struct natt_diag_in *d, char *t, size_t n)
+{
+	if (d->out_packets == 0 || diag_esp_seen(d))
+		return NO_FINDING;
+	snprintf(t, n, "we send (%" PRIu64 " packets) but never receive - return path/NAT/"
+		 "firewall drops UDP/4500 towards us, or the peer cannot decrypt (key mismatch on"
+		 " its side)", d->out_packets);
+	return NATT_DIAG_ERROR;
+}
+
+static int
+rule_no_traffic(const struct natt_diag_in *d, char *t, size_t n)
+{
+	char a[32];
+
+	if (diag_esp_seen(d) || d->out_packets || d->gw_ike + d->gw_exception + d->gw_no_sa)
+		return NO_FINDING;
+	snprintf(t, n, "no traffic in either direction since the tunnel was installed %s ago,"
+		 " and no IKE reached the gateway - the peer is down, or nothing reaches UDP/500"
+		 " and 4500 here", diag_ago(a, sizeof(a), d->created_ago));
+	return NATT_DIAG_WARNING;
+}
+
+static int
+rule_healthy(const struct natt_diag_in *d, char *t, size_t n)
+{
+	char a[32], b[32];
+
+	if (d->in_packets == 0 || d->out_packets == 0 || diag_stopped(d))
+		return NO_FINDING;
+	snprintf(t, n, "healthy: in %" PRIu64 " pkts (last %s ago), out %" PRIu64 " pkts (last %s"
+		 " ago)", d->in_packets, diag_ago(a, sizeof(a), d->in_ago), d->out_packets,
+		 diag_ago(b, sizeof(b), d->out_ago));
+	return NATT_DIAG_INFO;
+}
+
+/* In the order of the playbook: is it there, does ESP arrive and
+ * authenticate, does it keep flowing, does the mapping hold, then sizes
+ * and selectors, then each direction. A rule marked final, when it
+ * applies, is the whole story. */
+static const struct diag_rule {
+	const char *code;
+	const char *summary;
+	diag_rule_fn fn;
+	bool final;
+} diag_rules[] = {
+	{ "not_installed", "not installed in the dataplane", rule_not_installed, true },
+	{ "auth_failed", "inbound packets fail authentication", rule_auth_failed, false },
+	{ "no_esp", "IKE but no ESP for the tunnel", rule_no_esp, false },
+	{ "unknown_spi", "ESP with an unknown SPI arrives", rule_unknown_spi, false },
+	{ "nat_expired", "NAT mapping expired, no keepalives", rule_nat_expired, false },
+	{ "traffic_stopped", "inbound traffic stopped", rule_traffic_stopped, false },
+	{ "idle_alive", "idle, NAT mapping kept alive", rule_idle_alive, false },
+	{ "keepalive_long", "keepalive interval too long", rule_keepalive_long, false },
+	{ "pinned_moved", "pinned to an old NAT mapping", rule_pinned_moved, false },
+	{ "mapping_moved", "the peer's NAT mapping moves", rule_mapping_moved, false },
+	{ "oversize", "inner packets too big for the path", rule_oversize, false },
+	{ "replay", "replayed packets", rule_replay, false },
+	{ "policy", "traffic selector mismatch", rule_policy, false },
+	{ "bad_trailer", "malformed decrypted packets", rule_bad_trailer, false },
+	{ "no_return", "nothing sent back to the peer", rule_no_return, false },
+	{ "no_inbound", "nothing received from the peer", rule_no_inbound, false },
+	{ "no_traffic", "no traffic yet", rule_no_traffic, false },
+	{ "healthy", "traffic flows both ways", rule_healthy, false },
+};
+
+_Static_assert(RTE_DIM(diag_rules) <= NATT_DIAG_MAX, "NATT_DIAG_MAX holds every finding");
+
+/* Every rule's finding into out (room for one per rule), sorted. */
+static unsigned int
+diag_all(const struct natt_diag_in *in, struct natt_diag_finding *out)
+{
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < RTE_DIM(diag_rules); i++) {
+		const struct diag_rule *r = &diag_rules[i];
+		struct natt_diag_finding f = { .code = r->code, .summary = r->summary };
+		int sev = r->fn(in, f.text, sizeof(f.text));
+		unsigned int k;
+
+		if (sev == NO_FINDING)
+			continue;
+		f.sev = (enum natt_diag_sev)sev;
+		/* insert after every finding at least as severe: stable */
+		for (k = n; k > 0 && out[k - 1].sev > f.sev; k--)
+			out[k] = out[k - 1];
+		out[k] = f;
+		n++;
+		if (r->final)
+			break;
+	}
+	return n;
+}
+
+unsigned int
+natt_diag_eval(const struct natt_diag_in *in, struct natt_diag_finding *out, unsigned int max)
+{
+	struct natt_diag_finding all[RTE_DIM(diag_rules)];
+	unsigned int n = diag_all(in, all);
+
+	/* cut after sorting: a short out keeps the most severe */
+	n = RTE_MIN(n, max);
+	memcpy(out, all, n * sizeof(*out));
+	return n;
+}
+
+const char *
+natt_diag_sev_name(enum natt_diag_sev s)
+{
+	static const char *const names[] = {
+		[NATT_DIAG_ERROR] = "error", [NATT_DIAG_WARNING] = "warning",
+		[NATT_DIAG_INFO] = "info",
+	};
+	return (unsigned int)s < RTE_DIM(names) ? names[s] : "?";
+}
+
+const char *
+natt_diag_verdict(const struct natt_diag_finding *f, unsigned int n, char *buf, size_t len)
+{
+	static const char *const level[] = {
+		[NATT_DIAG_ERROR] = "broken", [NATT_DIAG_WARNING] = "degraded",
+		[NATT_DIAG_INFO] = "ok",
+	};
+	const struct natt_diag_finding *head = f;
+	unsigned int more = 0;
+
+	if (n == 0) {
+		snprintf(buf, len, "nothing to report");
+		return buf;
+	}
+
+	for (unsigned int i = 1; i < n; i++) {
+		more += f[i].sev != NATT_DIAG_INFO;
+		/* nothing wrong: say it flows rather than the first remark */
+		if (head->sev == NATT_DIAG_INFO && strcmp(f[i].code, "healthy") == 0)
+			head = &f[i];
+	}
+	snprintf(buf, len, "%s - %s", level[head->sev], head->summary);
+	if (more)
+		snprintf(buf + strlen(buf), len - strlen(buf), " (+%u more problem%s)", more,
+			 more > 1 ? "s" : "");
+	return buf;
+}
+
+/* ---- diagnose: reading the memzones ---- */
+
+/* Seconds since TSC value t, -1 for never. */
+static double
+diag_tsc_ago(const struct show_clock *c, uint64_t t)
+{
+	return t ? tsc_ago(c, t) : -1.0;
+}
+
+/*
+ * How long a silence means "stopped": the dataplane's idle_timeout is not
+ * in shared memory, but each idle event carries how long the tunnel had
+ * been silent when it was raised, a little over idle_timeout: the smallest
+ * in the log. Without one, DIAG_IDLE_DEFAULT_S.
+ */
+#define DIAG_IDLE_DEFAULT_S 60.0
+
+static double
+diag_idle_after(const struct show *s)
+{
+	struct natt_journal_event *buf;
+	uint32_t n, best = UINT32_MAX;
+	uint64_t first;
+
+	if (s->j == NULL || (buf = malloc(s->j->n_events * sizeof(*buf))) == NULL)
+		return DIAG_IDLE_DEFAULT_S;
+	n = events_snapshot(s->j, buf, &first);
+	for (uint32_t i = 0; i < n; i++)
+		if (buf[i].type == NATT_EVT_IDLE && buf[i].value > 0 && buf[i].value < best)
+			best = buf[i].value;
+	free(buf);
+	return best == UINT32_MAX ? DIAG_IDLE_DEFAULT_S : (double)best;
+}
+
+/* The tunnel's side of natt_diag_in. */
+static void
+diag_from_tunnel(const struct show_clock *c, const struct natt_tunnel_stats *t,
+		 struct natt_diag_in *d)
+{
+	d->installed = t->in_spi != 0 || t->out_spi != 0;
+	d->pinned = t->pinned != 0;
+	d->idle = t->idle != 0;
+	d->keepalive_s = t->keepalive_s;
+	d->in_spi = t->in_spi;
+	d->mapping_changes = t->mapping_changes;
+	d->pin_ignored = t->pin_ignored;
+	d->in_packets = t->in_packets;
+	d->out_packets = t->out_packets;
+	d->auth_failed = t->auth_failed;
+	d->replay = t->replay;
+	d->policy = t->policy;
+	d->bad_trailer = t->bad_trailer;
+	d->too_big = t->too_big;
+	d->fragmented = t->fragmented;
+	d->keepalives = t->keepalives;
+	d->keepalives_sent = t->keepalives_sent;
+	d->in_ago = diag_tsc_ago(c, t->last_seen_tsc);
+	d->out_ago = diag_tsc_ago(c, t->last_out_tsc);
+	d->keepalive_ago = diag_tsc_ago(c, t->last_keepalive_tsc);
+	d->created_ago = diag_tsc_ago(c, t->created_tsc);
+	d->mapping_unix_ns = tsc_ns(c, t->last_mapping_tsc);
+	d->remote_addr = t->remote_addr;
+	d->remote_port = t->remote_port;
+	d->prev_addr = t->prev_remote_addr;
+	d->prev_port = t->prev_remote_port;
+	d->seen_addr = t->seen_addr;
+	d->seen_port = t->seen_port;
+}
+
+/* Everything `diagnose` reasons over, for tunnel t (all zero: not installed). */
+static void
+diag_collect(const struct show *s, const struct natt_tunnel_stats *t, struct natt_diag_in *d)
+{
+	struct natt_worker_stats sum;
+
+	memset(d, 0, sizeof(*d));
+	diag_from_tunnel(&s->clk, t, d);
+	d->idle_after = diag_idle_after(s);
+	natt_stats_sum(s->st, &sum);
+	d->gw_ike = sum.drops[NATT_DROP_IKE];
+	d->gw_exception = sum.counters[NATT_CNT_EXCEPTION];
+	d->gw_no_sa = sum.drops[NATT_DROP_NO_SA];
+	d->gw_no_route = sum.drops[NATT_DROP_NO_ROUTE];
+}
+
+static void
+diag_print(const struct show *s, const char *name, uint32_t id, enum show_fmt fmt,
+	   const struct natt_diag_finding *f, unsigned int n)
+{
+	char verdict[160], nbuf[NATT_NAME_LEN];
+	FILE *o = s->out;
+
+	natt_diag_verdict(f, n, verdict, sizeof(verdict));
+	if (fmt != FMT_JSON) {
+		fprintf(o, "diagnose tunnel %s (id %u)\n", fmt_name(nbuf, name, NATT_NAME_LEN - 1),
+			id);
+		for (unsigned int i = 0; i < n; i++)
+			fprintf(o, "  %-7s  %s [%s]\n", natt_diag_sev_name(f[i].sev), f[i].text,
+				f[i].code);
+		fprintf(o, "verdict: %s\n", verdict);
+		return;
+	}
+	fprintf(o, "{\"tunnel\": ");
+	json_str(o, name, NATT_NAME_LEN - 1);
+	fprintf(o, ", \"id\": %u, \"findings\": [", id);
+	for (unsigned int i = 0; i < n; i++) {
+		fprintf(o, "%s\n  {\"severity\": \"%s\", \"code\": \"%s\", \"text\": ",
+			i ? "," : "", natt_diag_sev_name(f[i].sev), f[i].code);
+		json_str(o, f[i].text, sizeof(f[i].text));
+		fprintf(o, "}");
+	}
+	fprintf(o, "],\n \"verdict\": ");
+	json_str(o, verdict, sizeof(verdict));
+	fprintf(o, "}\n");
+}
+
+static int
+show_diagnose(const struct show *s, const char *name, enum show_fmt fmt, FILE *err)
+{
+	struct natt_diag_finding f[NATT_DIAG_MAX];
+	struct natt_journal_tunnel jbuf;
+	struct natt_tunnel_stats t;
+	struct natt_diag_in d;
+	uint32_t id;
+
+	if (!tunnel_find(s, name, &id, &t)) {
+		/* sent by natt-control, not held by the dataplane: rule not_installed */
+		memset(&t, 0, sizeof(t));
+		if (journal_find(s, name, &id, &jbuf) == NULL) {
+			fprintf(err, "natt-control: no tunnel named \"%s\"\n", name);
+			return NATT_SHOW_USAGE;
+		}
+	}
+	diag_collect(s, &t, &d);
+	diag_print(s, name, id, fmt, f, natt_diag_eval(&d, f, RTE_DIM(f)));
+	return NATT_SHOW_OK;
+}
+
 /* ---- Prometheus text exposition format 0.0.4 ---- */
 
 static void
@@ -1158,8 +1851,49 @@ prom_reload(FILE *f, const struct natt_journal_hdr *j)
 
 enum tunnel_metric {
 	TM_IN_PACKETS, TM_IN_BYTES, TM_OUT_PACKETS, TM_OUT_BYTES, TM_DROPS, TM_LAST_IN,
-	TM_LAST_OUT, TM_IDLE, TM_MAPPING, TM_KEEPALIVES, TM_MAX
+	TM_LAST_OUT, TM_IDLE, TM_MAPPING, TM_KEEPALIVES, TM_KEEPALIVES_SENT, TM_FRAGMENTED,
+	TM_PIN_IGNORED, TM_MAX
 };
+
+/* natt_tunnel_drops_total: the tunnel's own drop counters. bad_trailer is
+ * the tunnel's share of bad_padding and bad_inner (counted as one). */
+static void
+prom_tunnel_drops(FILE *f, const char *metric, const struct natt_tunnel_stats *t, uint32_t id)
+{
+	const struct { const char *reason; uint64_t v; } r[] = {
+		{ natt_drop_name(NATT_DROP_AUTH_FAILED), t->auth_failed },
+		{ natt_drop_name(NATT_DROP_REPLAY), t->replay },
+		{ natt_drop_name(NATT_DROP_POLICY), t->policy },
+		{ natt_drop_name(NATT_DROP_TOO_BIG), t->too_big },
+		{ "bad_trailer", t->bad_trailer },
+	};
+
+	for (unsigned int i = 0; i < RTE_DIM(r); i++) {
+		fprintf(f, "%s{tunnel=\"", metric);
+		prom_label(f, t->name, NATT_NAME_LEN - 1);
+		fprintf(f, "\",id=\"%u\",reason=\"%s\"} %" PRIu64 "\n", id, r[i].reason, r[i].v);
+	}
+}
+
+/* The value of per-tunnel metric k (not TM_DROPS) for t. */
+static void
+prom_tunnel_value(FILE *f, const struct show *s, unsigned int k, const struct natt_tunnel_stats *t)
+{
+	switch (k) {
+	case TM_IN_PACKETS: fprintf(f, "%" PRIu64 "\n", t->in_packets); break;
+	case TM_IN_BYTES: fprintf(f, "%" PRIu64 "\n", t->in_bytes); break;
+	case TM_OUT_PACKETS: fprintf(f, "%" PRIu64 "\n", t->out_packets); break;
+	case TM_OUT_BYTES: fprintf(f, "%" PRIu64 "\n", t->out_bytes); break;
+	case TM_LAST_IN: fprintf(f, "%.3f\n", tsc_ns(&s->clk, t->last_seen_tsc) / 1e9); break;
+	case TM_LAST_OUT: fprintf(f, "%.3f\n", tsc_ns(&s->clk, t->last_out_tsc) / 1e9); break;
+	case TM_IDLE: fprintf(f, "%u\n", t->idle != 0); break;
+	case TM_MAPPING: fprintf(f, "%u\n", t->mapping_changes); break;
+	case TM_KEEPALIVES: fprintf(f, "%" PRIu64 "\n", t->keepalives); break;
+	case TM_KEEPALIVES_SENT: fprintf(f, "%" PRIu64 "\n", t->keepalives_sent); break;
+	case TM_FRAGMENTED: fprintf(f, "%" PRIu64 "\n", t->fragmented); break;
+	default: fprintf(f, "%u\n", t->pin_ignored); break;
+	}
+}
 
 static void
 prom_tunnels(FILE *f, const struct show *s)
@@ -1174,7 +1908,7 @@ prom_tunnels(FILE *f, const struct show *s)
 		[TM_OUT_BYTES] = { "natt_tunnel_out_bytes_total", "counter",
 				   "Inner bytes sealed into the tunnel" },
 		[TM_DROPS] = { "natt_tunnel_drops_total", "counter",
-			       "Inbound packets of the tunnel dropped, by reason" },
+			       "Packets of the tunnel dropped, by reason" },
 		[TM_LAST_IN] = { "natt_tunnel_last_inbound_timestamp_seconds", "gauge",
 				 "Unix time of the last authenticated inbound packet, 0 = never" },
 		[TM_LAST_OUT] = { "natt_tunnel_last_outbound_timestamp_seconds", "gauge",
@@ -1184,6 +1918,12 @@ prom_tunnels(FILE *f, const struct show *s)
 				 "Changes of the peer's NAT mapping" },
 		[TM_KEEPALIVES] = { "natt_tunnel_keepalives_total", "counter",
 				    "NAT keepalives received from the peer" },
+		[TM_KEEPALIVES_SENT] = { "natt_tunnel_keepalives_sent_total", "counter",
+					 "NAT keepalives sent to the peer (keepalive)" },
+		[TM_FRAGMENTED] = { "natt_tunnel_fragmented_total", "counter",
+				    "Inner packets cut into fragments before encryption" },
+		[TM_PIN_IGNORED] = { "natt_tunnel_nat_mapping_ignored_total", "counter",
+				     "NAT mapping changes not followed (nat_mapping_change pin)" },
 	};
 	struct natt_stats_hdr *h = s->st;
 	struct natt_tunnel_stats t;
@@ -1195,37 +1935,31 @@ prom_tunnels(FILE *f, const struct show *s)
 			if (!tunnel_get(h, id, &t))
 				continue;
 			if (k == TM_DROPS) {
-				const uint64_t v[] = { t.auth_failed, t.replay, t.policy };
-				const unsigned int r[] = { NATT_DROP_AUTH_FAILED, NATT_DROP_REPLAY,
-							   NATT_DROP_POLICY };
-
-				for (unsigned int i = 0; i < RTE_DIM(v); i++) {
-					fprintf(f, "%s{tunnel=\"", m[k].name);
-					prom_label(f, t.name, NATT_NAME_LEN - 1);
-					fprintf(f, "\",id=\"%u\",reason=\"%s\"} %" PRIu64 "\n", id,
-						natt_drop_name(r[i]), v[i]);
-				}
+				prom_tunnel_drops(f, m[k].name, &t, id);
 				continue;
 			}
 			fprintf(f, "%s{tunnel=\"", m[k].name);
 			prom_label(f, t.name, NATT_NAME_LEN - 1);
 			fprintf(f, "\",id=\"%u\"} ", id);
-			switch (k) {
-			case TM_IN_PACKETS: fprintf(f, "%" PRIu64 "\n", t.in_packets); break;
-			case TM_IN_BYTES: fprintf(f, "%" PRIu64 "\n", t.in_bytes); break;
-			case TM_OUT_PACKETS: fprintf(f, "%" PRIu64 "\n", t.out_packets); break;
-			case TM_OUT_BYTES: fprintf(f, "%" PRIu64 "\n", t.out_bytes); break;
-			case TM_LAST_IN:
-				fprintf(f, "%.3f\n", tsc_ns(&s->clk, t.last_seen_tsc) / 1e9);
-				break;
-			case TM_LAST_OUT:
-				fprintf(f, "%.3f\n", tsc_ns(&s->clk, t.last_out_tsc) / 1e9);
-				break;
-			case TM_IDLE: fprintf(f, "%u\n", t.idle != 0); break;
-			case TM_MAPPING: fprintf(f, "%u\n", t.mapping_changes); break;
-			default: fprintf(f, "%" PRIu64 "\n", t.keepalives); break;
-			}
+			prom_tunnel_value(f, s, k, &t);
 		}
+	}
+}
+
+/* Whether each ARP-resolved next hop is known (static MACs are not listed). */
+static void
+prom_neigh(FILE *f, const struct show *s)
+{
+	prom_head(f, "natt_port_next_hop_resolved", "gauge",
+		  "1 once the port's next hop (interface next_hop) is resolved by ARP");
+	for (uint32_t p = 0; p < s->st->n_ports; p++) {
+		struct natt_neigh n = port_neigh(s->st, p);
+
+		if (n.ip == 0)
+			continue;
+		fprintf(f, "natt_port_next_hop_resolved{port=\"%u\",device=\"", p);
+		prom_label(f, s->st->port_names[p], NATT_NAME_LEN);
+		fprintf(f, "\"} %u\n", (n.mac & NATT_NEIGH_VALID) != 0);
 	}
 }
 
@@ -1271,6 +2005,7 @@ prom_write(FILE *f, const struct show *s, bool tunnels)
 		}
 	}
 
+	prom_neigh(f, s);
 	prom_head(f, "natt_worker_active", "gauge", "1 once the worker applied its first COMMIT");
 	for (uint32_t w = 0; w < h->n_workers; w++)
 		fprintf(f, "natt_worker_active{worker=\"%u\"} %u\n", w,
@@ -1378,6 +2113,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: natt-control <EAL args> -- show COMMAND [--json]\n"
+		"       natt-control <EAL args> -- diagnose TUNNEL [--json]\n"
 		"  tunnels                   one line per tunnel, totals\n"
 		"  tunnel NAME               everything about one tunnel\n"
 		"  stats [--prometheus [--tunnels]]\n"
@@ -1387,6 +2123,7 @@ usage(FILE *f)
 		"  --json                    one JSON document instead of a table\n"
 		"  --prometheus              Prometheus text format (show stats only);\n"
 		"  --tunnels                 with it, per-tunnel series (large!)\n"
+		"diagnose TUNNEL             which NAT-T failure modes the counters point to\n"
 		"EAL args: --proc-type=secondary --file-prefix PREFIX (the dataplane's)\n");
 }
 
@@ -1398,18 +2135,24 @@ show_parse(int argc, char **argv, struct show_opts *o, FILE *err)
 		{ "drops", CMD_DROPS }, { "events", CMD_EVENTS },
 	};
 	unsigned int i;
-	int a = 2;
+	int a;
 
 	memset(o, 0, sizeof(*o));
 	if (argc < 2)
 		goto bad;
-	for (i = 0; i < RTE_DIM(cmds) && strcmp(argv[1], cmds[i].name) != 0; i++)
-		;
-	if (i == RTE_DIM(cmds))
-		goto bad;
-	o->cmd = cmds[i].cmd;
-	if (o->cmd == CMD_TUNNEL) {
-		if (argc < 3 || argv[2][0] == '-' || strlen(argv[2]) >= NATT_NAME_LEN)
+	if (strcmp(argv[0], "diagnose") == 0) {
+		o->cmd = CMD_DIAGNOSE;   /* a command of its own: its name is argv[1] */
+		a = 1;
+	} else {
+		for (i = 0; i < RTE_DIM(cmds) && strcmp(argv[1], cmds[i].name) != 0; i++)
+			;
+		if (i == RTE_DIM(cmds))
+			goto bad;
+		o->cmd = cmds[i].cmd;
+		a = 2;
+	}
+	if (o->cmd == CMD_TUNNEL || o->cmd == CMD_DIAGNOSE) {
+		if (argc <= a || argv[a][0] == '-' || strlen(argv[a]) >= NATT_NAME_LEN)
 			goto bad;
 		o->name = argv[a++];
 	}
@@ -1467,6 +2210,8 @@ show_exec(const struct show_opts *o, const struct natt_show_src *src, FILE *out,
 		break;
 	case CMD_EVENTS:
 		return show_events(&s, o->fmt, err);
+	case CMD_DIAGNOSE:
+		return show_diagnose(&s, o->name, o->fmt, err);
 	}
 	return NATT_SHOW_OK;
 }
@@ -1497,7 +2242,8 @@ natt_show_requested(int argc, char *const *argv)
 {
 	for (int i = 1; i + 1 < argc; i++)
 		if (strcmp(argv[i], "--") == 0)
-			return strcmp(argv[i + 1], "show") == 0;
+			return strcmp(argv[i + 1], "show") == 0 ||
+			       strcmp(argv[i + 1], "diagnose") == 0;
 	return false;
 }
 
@@ -1523,7 +2269,7 @@ natt_show_main(int argc, char **argv)
 		fprintf(stderr, "natt-control: cannot read natt-dataplane: %s\n", err);
 		return NATT_SHOW_NOATTACH;
 	}
-	if (src.j == NULL && (o.cmd == CMD_EVENTS || o.cmd == CMD_STATS))
+	if (src.j == NULL && (o.cmd == CMD_EVENTS || o.cmd == CMD_STATS || o.cmd == CMD_DIAGNOSE))
 		fprintf(stderr, "natt-control: %s\n", err);
 	setvbuf(stdout, obuf, _IOFBF, sizeof(obuf));
 	rc = show_exec(&o, &src, stdout, stderr);

@@ -59,9 +59,9 @@ natt_keepalive_in(struct natt_worker *w, struct rte_mbuf *m, uint32_t addr, uint
 }
 
 /* Tell the other workers where tunnel tid is seen now. A full ring costs
- * only that worker's attribution of this peer's keepalives. */
-static void
-peer_upd_post(struct natt_worker *w, uint32_t tid, uint32_t addr, uint16_t port)
+ * only that worker's attribution of this peer's keepalives (worker.h). */
+void
+natt_peer_upd_post(struct natt_worker *w, uint32_t tid, uint32_t addr, uint16_t port)
 {
 	struct natt_peer_upd u = { .tunnel_id = tid, .addr = addr, .port = port,
 				   .owner = w->id };
@@ -118,7 +118,7 @@ natt_nat_mapping_seen(struct natt_worker *w, struct natt_sa *sa, uint32_t addr, 
 	t->seen_addr = addr;
 	t->seen_port = port;
 	natt_peer_set(w, sa->tunnel_id, w->id, addr, port);
-	peer_upd_post(w, sa->tunnel_id, addr, port);
+	natt_peer_upd_post(w, sa->tunnel_id, addr, port);
 	if (t->remote_addr == addr && t->remote_port == port)
 		return;             /* back where outbound already goes */
 	e.old_addr = t->remote_addr;

@@ -50,6 +50,8 @@ struct natt_sa {
 	uint8_t pad2;
 	uint16_t keepalive_s;            /* outbound: NAT keepalive interval, 0 = off */
 	uint64_t grace_until;            /* inbound: TSC its rekey grace ends, 0 = live */
+	uint32_t cfg_remote_addr;        /* the peer the configuration names: an */
+	uint16_t cfg_remote_port;        /*   update that keeps it keeps the NAT mapping */
 	/* selectors as (addr & mask) == net, network order */
 	uint32_t ts_net[NATT_MAX_TS];
 	uint32_t ts_mask[NATT_MAX_TS];

@@ -222,12 +222,19 @@ sa_msg_check(const struct natt_worker *w, const struct natt_ctl_sa *m)
 	return 0;
 }
 
-/* The mutable parameters: shared by add and update. */
-static void
+/* The mutable parameters: shared by add and update. The peer is the
+ * configured one unless the configuration still names the same peer, whose
+ * NAT mapping may have moved since (nat.c): returns whether it changed. */
+static bool
 sa_set_params(struct natt_sa *sa, const struct natt_ctl_sa *m)
 {
-	sa->remote_addr = m->remote_addr;
-	sa->remote_port = m->remote_port;
+	bool changed = sa->cfg_remote_addr != m->remote_addr ||
+		       sa->cfg_remote_port != m->remote_port;
+
+	if (changed) {
+		sa->remote_addr = sa->cfg_remote_addr = m->remote_addr;
+		sa->remote_port = sa->cfg_remote_port = m->remote_port;
+	}
 	sa->local_addr = m->local_addr;
 	sa->local_port = m->local_port;
 	natt_sa_outer_sum(sa);
@@ -239,6 +246,7 @@ sa_set_params(struct natt_sa *sa, const struct natt_ctl_sa *m)
 		sa->ts_mask[i] = mask;
 		sa->ts_net[i] = m->ts[i].addr & mask;
 	}
+	return changed;
 }
 
 /* The tunnel's identity in the counters memzone; we own that entry. The
@@ -363,6 +371,7 @@ natt_sa_add(struct natt_worker *w, const struct natt_ctl_sa *m)
 int
 natt_sa_update(struct natt_worker *w, const struct natt_ctl_sa *m)
 {
+	bool peer;
 	void *v;
 	int rc = sa_msg_check(w, m);
 
@@ -372,16 +381,18 @@ natt_sa_update(struct natt_worker *w, const struct natt_ctl_sa *m)
 		return -ENOENT;
 	if (natt_sa_tunnel(v) != m->tunnel_id)
 		return -EINVAL;
-	if (natt_sa_is_remote(v)) {
-		if (natt_sa_remote_owner(v) != m->owner)
-			return -EINVAL;
-	} else {
-		sa_set_params(v, m);
-		tunnel_stats_publish(v, m, false, false);  /* the operator's peer wins */
-		sa_set_keepalive(w, v, m->keepalive_s);
-	}
-	if (m->dir == NATT_DIR_IN)
+	if (natt_sa_is_remote(v))
+		return natt_sa_remote_owner(v) == m->owner ? 0 : -EINVAL;
+	/* A new peer in the file wins over a NAT-learned mapping; an update of
+	 * anything else (selectors, keepalive, ...) leaves the mapping be. The
+	 * owner tells the other workers' peer tables (nat.c). */
+	peer = sa_set_params(v, m);
+	tunnel_stats_publish(v, m, false, !peer);
+	sa_set_keepalive(w, v, m->keepalive_s);
+	if (m->dir == NATT_DIR_IN && peer) {
 		natt_peer_set(w, m->tunnel_id, m->owner, m->remote_addr, m->remote_port);
+		natt_peer_upd_post(w, m->tunnel_id, m->remote_addr, m->remote_port);
+	}
 	return 0;
 }
 

@@ -30,6 +30,42 @@ tsc_to_unix(const struct natt_stats_hdr *h, uint64_t tsc)
 	       (double)(int64_t)(tsc - h->start_tsc) / (double)h->tsc_hz;
 }
 
+/* Unix seconds of TSC value t, or null for never. */
+static void
+json_time(FILE *f, const struct natt_stats_hdr *h, uint64_t t)
+{
+	if (t)
+		fprintf(f, "%.3f", tsc_to_unix(h, t));
+	else
+		fprintf(f, "null");
+}
+
+/* The v4 per-tunnel fields: liveness, NAT mapping, outbound drops. */
+static void
+json_tunnel_nat(FILE *f, const struct natt_stats_hdr *h, const struct natt_tunnel_stats *t)
+{
+	char seen[INET_ADDRSTRLEN], prev[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &t->seen_addr, seen, sizeof(seen));
+	inet_ntop(AF_INET, &t->prev_remote_addr, prev, sizeof(prev));
+	fprintf(f, ", \"last_out_unix\": ");
+	json_time(f, h, t->last_out_tsc);
+	fprintf(f, ", \"idle\": %s, \"nat_mapping\": \"%s\", \"seen\": \"%s:%u\","
+		" \"prev_remote\": \"%s:%u\", \"mapping_changes\": %u, \"pin_ignored\": %u,"
+		" \"last_mapping_unix\": ", t->idle ? "true" : "false",
+		t->pinned ? "pin" : "follow", seen, ntohs(t->seen_port), prev,
+		ntohs(t->prev_remote_port), t->mapping_changes, t->pin_ignored);
+	json_time(f, h, t->last_mapping_tsc);
+	fprintf(f, ", \"keepalive_s\": %u, \"keepalives\": %" PRIu64 ", \"last_keepalive_unix\": ",
+		t->keepalive_s, t->keepalives);
+	json_time(f, h, t->last_keepalive_tsc);
+	fprintf(f, ", \"keepalives_sent\": %" PRIu64 ", \"last_keepalive_sent_unix\": ",
+		t->keepalives_sent);
+	json_time(f, h, t->last_keepalive_sent_tsc);
+	fprintf(f, ", \"too_big\": %" PRIu64 ", \"fragmented\": %" PRIu64 ", \"bad_trailer\": %"
+		PRIu64, t->too_big, t->fragmented, t->bad_trailer);
+}
+
 static void
 json_tunnel(FILE *f, const struct natt_stats_hdr *h,
 	    const struct natt_tunnel_stats *t, uint32_t id)
@@ -47,10 +83,9 @@ json_tunnel(FILE *f, const struct natt_stats_hdr *h,
 		t->name, id, t->owner, t->in_spi, t->out_spi, addr,
 		ntohs(t->remote_port), t->in_packets, t->in_bytes, t->out_packets,
 		t->out_bytes, t->auth_failed, t->replay, t->policy);
-	if (t->last_seen_tsc)
-		fprintf(f, "%.3f}", tsc_to_unix(h, t->last_seen_tsc));
-	else
-		fprintf(f, "null}");
+	json_time(f, h, t->last_seen_tsc);
+	json_tunnel_nat(f, h, t);
+	fprintf(f, "}");
 }
 
 void

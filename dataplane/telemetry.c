@@ -200,6 +200,31 @@ tel_drops(const char *cmd, const char *params, struct rte_tel_data *d)
 
 /* ---- /natt/ports ---- */
 
+/* Port p's TAP ("" = none) and next hop resolved by ARP ("" = static MAC;
+ * next_hop_mac "" = not resolved yet). The MAC is the low 48 bits of
+ * neigh.mac, first byte highest. */
+static void
+tel_port_path(struct rte_tel_data *c, const struct natt_stats_hdr *h, uint32_t p)
+{
+	uint64_t mac = __atomic_load_n(&h->neigh[p].mac, __ATOMIC_ACQUIRE);
+	uint32_t ip = __atomic_load_n(&h->neigh[p].ip, __ATOMIC_RELAXED);
+	char buf[INET_ADDRSTRLEN + 1], m[18];
+
+	if (h->tap_of[p] != NATT_NO_TAP && h->tap_names[p][0] != '\0')
+		tel_add_str(c, "tap", h->tap_names[p], sizeof(h->tap_names[p]) - 1);
+	else
+		rte_tel_data_add_dict_string(c, "tap", "");
+	buf[0] = '\0';
+	if (ip != 0)
+		inet_ntop(AF_INET, &ip, buf, sizeof(buf));
+	rte_tel_data_add_dict_string(c, "next_hop", buf);
+	snprintf(m, sizeof(m), "%02x:%02x:%02x:%02x:%02x:%02x", (unsigned int)(mac >> 40 & 0xff),
+		 (unsigned int)(mac >> 32 & 0xff), (unsigned int)(mac >> 24 & 0xff),
+		 (unsigned int)(mac >> 16 & 0xff), (unsigned int)(mac >> 8 & 0xff),
+		 (unsigned int)(mac & 0xff));
+	rte_tel_data_add_dict_string(c, "next_hop_mac", ip && (mac & NATT_NEIGH_VALID) ? m : "");
+}
+
 static int
 tel_ports(const char *cmd, const char *params, struct rte_tel_data *d)
 {
@@ -222,6 +247,7 @@ tel_ports(const char *cmd, const char *params, struct rte_tel_data *d)
 		rte_tel_data_add_dict_u64(c, "rx_bytes", sum.port[p].rx_bytes);
 		rte_tel_data_add_dict_u64(c, "tx_packets", sum.port[p].tx_packets);
 		rte_tel_data_add_dict_u64(c, "tx_bytes", sum.port[p].tx_bytes);
+		tel_port_path(c, h, p);
 		snprintf(key, sizeof(key), "%u", p);
 		if (rte_tel_data_add_dict_container(d, key, c, 0) != 0)
 			rte_tel_data_free(c);
@@ -283,6 +309,24 @@ tel_tunnels(const char *cmd, const char *params, struct rte_tel_data *d)
 
 /* ---- /natt/tunnel,NAME ---- */
 
+/* The v4 fields: keepalives we send, the NAT mapping policy and what the
+ * peer sends from, outbound drops. */
+static void
+tel_tunnel_nat(struct rte_tel_data *d, const struct natt_stats_hdr *h,
+	       const struct natt_tunnel_stats *t)
+{
+	rte_tel_data_add_dict_u64(d, "keepalive_s", t->keepalive_s);
+	rte_tel_data_add_dict_u64(d, "keepalives_sent", t->keepalives_sent);
+	rte_tel_data_add_dict_u64(d, "last_keepalive_sent_unix_ms",
+				  tel_unix_ms(h, t->last_keepalive_sent_tsc));
+	rte_tel_data_add_dict_string(d, "nat_mapping", t->pinned ? "pin" : "follow");
+	tel_add_addr(d, "seen", t->seen_addr, t->seen_port);
+	rte_tel_data_add_dict_u64(d, "pin_ignored", t->pin_ignored);
+	rte_tel_data_add_dict_u64(d, "too_big", t->too_big);
+	rte_tel_data_add_dict_u64(d, "fragmented", t->fragmented);
+	rte_tel_data_add_dict_u64(d, "bad_trailer", t->bad_trailer);
+}
+
 static int
 tel_tunnel(const char *cmd, const char *params, struct rte_tel_data *d)
 {
@@ -330,6 +374,7 @@ tel_tunnel(const char *cmd, const char *params, struct rte_tel_data *d)
 	rte_tel_data_add_dict_u64(d, "keepalives", t.keepalives);
 	rte_tel_data_add_dict_u64(d, "last_keepalive_unix_ms",
 				  tel_unix_ms(h, t.last_keepalive_tsc));
+	tel_tunnel_nat(d, h, &t);
 	return 0;
 }
 

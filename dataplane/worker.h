@@ -258,6 +258,9 @@ struct natt_peer_upd {
 
 #define NATT_PEER_RING_SIZE 1024
 
+/** Tell every other worker that our tunnel tunnel_id is seen at addr:port. */
+void natt_peer_upd_post(struct natt_worker *w, uint32_t tunnel_id, uint32_t addr,
+			uint16_t port);
 /** Apply the mapping moves other workers posted (between bursts). */
 void natt_peer_upd_drain(struct natt_worker *w);
 

@@ -367,8 +367,8 @@ static uint16_t next_keepalive_s;   /* keepalive_s of the next SA_ADD */
 /* SA_ADD as natt-control sends it to worker w: keys only in the owner's copy.
  * Inbound selectors 10.50.0.0/16 (remote_ts), outbound 10.10.0.0/16. */
 static int
-sa_add_peer(struct natt_worker *w, uint32_t spi, uint32_t tid, uint8_t dir, uint16_t owner,
-	    uint8_t kid, uint8_t flags, uint32_t raddr, uint16_t rport)
+sa_send(struct natt_worker *w, uint16_t type, uint32_t spi, uint32_t tid, uint8_t dir,
+	uint16_t owner, uint8_t kid, uint8_t flags, uint32_t raddr, uint16_t rport)
 {
 	struct natt_ctl_msg m;
 	struct natt_ctl_sa *s = &m.u.sa;
@@ -393,7 +393,14 @@ sa_add_peer(struct natt_worker *w, uint32_t spi, uint32_t tid, uint8_t dir, uint
 	if (owner == w->id)
 		key_of(kid, s->key, s->salt);
 	snprintf(s->name, sizeof(s->name), "tun%u", tid);
-	return ctl_send(w, &m, NATT_CTL_SA_ADD);
+	return ctl_send(w, &m, type);
+}
+
+static int
+sa_add_peer(struct natt_worker *w, uint32_t spi, uint32_t tid, uint8_t dir, uint16_t owner,
+	    uint8_t kid, uint8_t flags, uint32_t raddr, uint16_t rport)
+{
+	return sa_send(w, NATT_CTL_SA_ADD, spi, tid, dir, owner, kid, flags, raddr, rport);
 }
 
 static int
@@ -1370,6 +1377,26 @@ test_nat_behaviour(void)
 	      at(a, port, PEER, 4601), "forged seq 4 from .66:4700: auth_failed, outbound "
 	      "stays :4601 (%d)", rc);
 
+	next_keepalive_s = 5;
+	CHECK(sa_send(w, NATT_CTL_SA_UPDATE, F, 7, NATT_DIR_IN, 0, 51, 0, ip4(PEER), 4500) == 0 &&
+	      sa_send(w, NATT_CTL_SA_UPDATE, OUT_SPI(7), 7, NATT_DIR_OUT, 0, OUT_KID(7), 0,
+		      ip4(PEER), 4500) == 0 && t->keepalive_s == 5,
+	      "SA_UPDATE of tunnel 7, same configured peer :4500, keepalive 5");
+	next_keepalive_s = 0;
+	CHECK(sealed_to(w, "10.1.7.5", &a, &port) && at(a, port, PEER, 4601) &&
+	      t->remote_port == htons(4601),
+	      "an update that keeps the configured peer keeps the NAT mapping :4601 (got :%u)",
+	      ntohs(port));
+	CHECK(sa_send(w, NATT_CTL_SA_UPDATE, OUT_SPI(7), 7, NATT_DIR_OUT, 0, OUT_KID(7), 0,
+		      ip4(PEER), 4602) == 0 && sealed_to(w, "10.1.7.5", &a, &port) &&
+	      at(a, port, PEER, 4602), "an update naming a new peer :4602 wins over the mapping "
+	      "(got :%u)", ntohs(port));
+	CHECK(sa_send(w, NATT_CTL_SA_UPDATE, OUT_SPI(7), 7, NATT_DIR_OUT, 0, OUT_KID(7), 0,
+		      ip4(PEER), 4500) == 0 && sa_send(w, NATT_CTL_SA_UPDATE, F, 7, NATT_DIR_IN, 0,
+		      51, 0, ip4(PEER), 4500) == 0, "and back to :4500 in the file");
+	CHECK(in_from(w, 51, F, 5, PEER, 4601, false) == R_DELIVERED &&
+	      evt_take(w, NATT_EVT_NAT_MAPPING, NULL) == 1 && sealed_to(w, "10.1.7.5", &a, &port) &&
+	      at(a, port, PEER, 4601), "the peer's next packet from :4601 moves it there again");
 	CHECK(keepalive_from(w, PEER, 4601) && t->keepalives == 1 && t->last_keepalive_tsc ==
 	      w->now && w->st->counters[NATT_CNT_KEEPALIVES_IN] == 1,
 	      "keepalive from the current :4601: counted on tunnel 7 (%" PRIu64 ")",
@@ -1383,6 +1410,10 @@ test_nat_behaviour(void)
 	      sa_add(w, OUT_SPI(8), 8, NATT_DIR_OUT, 0, OUT_KID(8), NATT_SA_F_PIN) == 0 &&
 	      route(w, NATT_CTL_ROUTE_ADD, 8, 0, r8, 1) == 0 && tp->pinned == 1,
 	      "tunnel 8 (pin): in, out, 10.1.8.0/24, peer " PEER ":4500");
+	rc = in_from(w, 51, F, 6, "198.51.100.66", 4700, false);
+	CHECK(rc == R_DELIVERED && evt_take(w, NATT_EVT_NAT_MAPPING, NULL) == 1 &&
+	      sealed_to(w, "10.1.7.5", &a, &port) && at(a, port, "198.51.100.66", 4700),
+	      "an authentic seq 6 from .66:4700: followed (%d)", rc);
 	CHECK(in_from(w, 52, P, 1, PEER, 4800, false) == R_DELIVERED,
 	      "pinned: seq 1 from :4800 delivered");
 	n = (int)evt_take(w, NATT_EVT_NAT_MAPPING, &e);
