@@ -833,9 +833,9 @@ port_neigh(const struct natt_stats_hdr *h, uint32_t p)
 	struct natt_neigh n;
 
 	n.ip = __atomic_load_n(&h->neigh[p].ip, __ATOMIC_RELAXED);
-	n.mac = __atomic_load_n(&h->neigh[p].mac, __ATOMIC_ACQUIRE);
+	n.mac = natt_neigh_mac(&h->neigh[p]);    /* 0 unless it is this ip's */
+	n.mac_ip = n.ip;
 	n.updated_tsc = __atomic_load_n(&h->neigh[p].updated_tsc, __ATOMIC_RELAXED);
-	n.pad = 0;
 	return n;
 }
 
@@ -1136,9 +1136,10 @@ fmt_event(char *buf, size_t len, const struct natt_journal_event *e)
 
 	switch (e->type) {
 	case NATT_EVT_NAT_MAPPING:
-		snprintf(buf, len, "peer moved %s -> %s",
+		snprintf(buf, len, "peer moved %s -> %s (%s)",
 			 fmt_addr(a, sizeof(a), e->old_addr, e->old_port),
-			 fmt_addr(b, sizeof(b), e->addr, e->port));
+			 fmt_addr(b, sizeof(b), e->addr, e->port),
+			 e->value & NATT_EVT_MAPPING_FOLLOWED ? "followed" : "pinned, not followed");
 		break;
 	case NATT_EVT_IDLE:
 		snprintf(buf, len, "no inbound packet for %u s", e->value);
@@ -1632,10 +1633,10 @@ diag_tsc_ago(const struct show_clock *c, uint64_t t)
 }
 
 /*
- * How long a silence means "stopped": the dataplane's idle_timeout is not
- * in shared memory, but each idle event carries how long the tunnel had
- * been silent when it was raised, a little over idle_timeout: the smallest
- * in the log. Without one, DIAG_IDLE_DEFAULT_S.
+ * How long a silence means "stopped": the dataplane's idle_timeout as the
+ * workers applied it; if it is off, the smallest silence an idle event in
+ * the log reported (one from an earlier configuration), else
+ * DIAG_IDLE_DEFAULT_S.
  */
 #define DIAG_IDLE_DEFAULT_S 60.0
 
@@ -1646,6 +1647,8 @@ diag_idle_after(const struct show *s)
 	uint32_t n, best = UINT32_MAX;
 	uint64_t first;
 
+	if (natt_stats_worker(s->st, 0)->idle_timeout_s != 0)
+		return (double)natt_stats_worker(s->st, 0)->idle_timeout_s;
 	if (s->j == NULL || (buf = malloc(s->j->n_events * sizeof(*buf))) == NULL)
 		return DIAG_IDLE_DEFAULT_S;
 	n = events_snapshot(s->j, buf, &first);

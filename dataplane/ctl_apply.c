@@ -144,6 +144,8 @@ apply_params(struct natt_worker *w, const struct natt_ctl_params *m)
 	w->exception.rate = m->exception_rate;
 	w->idle_timeout_s = m->idle_timeout_s;
 	w->idle_timeout_tsc = (uint64_t)m->idle_timeout_s * w->tsc_hz;
+	w->st->idle_timeout_s = m->idle_timeout_s;     /* for diagnose */
+	w->st->exception_rate = m->exception_rate;
 	return 0;
 }
 

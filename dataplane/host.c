@@ -224,8 +224,8 @@ neigh_poll(struct natt_worker *w)
 
 		if (pt->role == NATT_ROLE_NONE || pt->next_hop_ip == 0)
 			continue;
-		mac = __atomic_load_n(&w->hdr->neigh[p].mac, __ATOMIC_ACQUIRE);
-		if ((mac & NATT_NEIGH_VALID) && w->hdr->neigh[p].mac_ip == pt->next_hop_ip) {
+		mac = natt_neigh_mac(&w->hdr->neigh[p]);
+		if (mac != 0 && w->hdr->neigh[p].mac_ip == pt->next_hop_ip) {
 			mac_unpack(mac, &pt->next_hop);
 			pt->resolved = true;
 		}

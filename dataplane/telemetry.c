@@ -206,7 +206,7 @@ tel_drops(const char *cmd, const char *params, struct rte_tel_data *d)
 static void
 tel_port_path(struct rte_tel_data *c, const struct natt_stats_hdr *h, uint32_t p)
 {
-	uint64_t mac = __atomic_load_n(&h->neigh[p].mac, __ATOMIC_ACQUIRE);
+	uint64_t mac = natt_neigh_mac(&h->neigh[p]);
 	uint32_t ip = __atomic_load_n(&h->neigh[p].ip, __ATOMIC_RELAXED);
 	char buf[INET_ADDRSTRLEN + 1], m[18];
 

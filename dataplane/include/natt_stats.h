@@ -99,6 +99,9 @@ struct natt_worker_stats {
 	uint64_t last_rx_tsc;   /* TSC of the last burst that brought a packet */
 	uint64_t generation;    /* last configuration generation applied */
 	uint8_t active;         /* 1 once the first COMMIT was applied */
+	uint8_t pad8[3];
+	uint32_t idle_timeout_s; /* PARAMS as this worker applied them */
+	uint32_t exception_rate;
 } __attribute__((aligned(NATT_CACHE_LINE)));
 
 /* One per tunnel id; 4 cache lines, written by the tunnel's owner only.
@@ -178,6 +181,16 @@ struct natt_stats_hdr {
 
 #define NATT_NO_TAP 0xffu
 #define NATT_NEIGH_VALID (1ull << 63)
+
+/** The MAC a port's next hop resolved to (low 48 bits, first byte in bits
+ *  47..40), or 0 if not (yet) known for the address it has now. */
+static inline uint64_t
+natt_neigh_mac(const struct natt_neigh *n)
+{
+	uint64_t mac = __atomic_load_n(&n->mac, __ATOMIC_ACQUIRE);
+
+	return (mac & NATT_NEIGH_VALID) && n->ip != 0 && n->mac_ip == n->ip ? mac : 0;
+}
 
 static inline struct natt_worker_stats *
 natt_stats_worker(struct natt_stats_hdr *h, unsigned int w)

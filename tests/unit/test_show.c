@@ -338,6 +338,7 @@ test_commands(void)
 	f.src.st->tap_of[1] = NATT_NO_TAP;
 	f.src.st->neigh[0].ip = htonl(0xcb0071fe);   /* 203.0.113.254 */
 	f.src.st->neigh[0].mac = NATT_NEIGH_VALID | 0x0200000000feull;
+	f.src.st->neigh[0].mac_ip = f.src.st->neigh[0].ip;
 	f.src.st->neigh[0].updated_tsc = rte_rdtsc();
 	f.src.st->neigh[1].ip = htonl(0x0a0a00fe);   /* 10.10.0.254 */
 	jt = natt_journal_tunnel(f.src.j, 5);
