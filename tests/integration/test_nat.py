@@ -685,13 +685,13 @@ def phase1(ck, L, clients, echo_lines):
     return ok
 
 
-def check_remotes(ck, L, clients, tag, when, skip=()):
+def check_remotes(ck, L, clients, tag, when):
     """The gateway's live view: each tunnel's remote is its NAT mapping."""
     maps = {c.name: c.mapping() for c in clients}
     res, err = show(L, "tunnels")
     tv = tunnels_by_name(res)
     wrong = ["%s gateway %s NAT %s" % (n, fmt_map(remote_of(tv.get(n))), fmt_map(m))
-             for n, m in maps.items() if n not in skip and remote_of(tv.get(n)) != m]
+             for n, m in maps.items() if remote_of(tv.get(n)) != m]
     return ck.check(res is not None and not wrong,
                     "%s the gateway's per-tunnel remote is %s:<the NAT's mapped port> for every "
                     "tunnel %s (show tunnels)" % (tag, NAT_PUB, when),
@@ -1038,12 +1038,17 @@ def final_checks(ck, L, clients, stats, expect):
                                                      t.get("last_keepalive_unix", "absent"))
                                   for k, t in zip(KA_SENDERS, senders)), t0, t1))
     kt = tv.get("c-%d" % KA_TUNNEL, {})
-    ck.check((c.get("keepalives_sent") or 0) >= expect["keepalives_out"] >= 1 and
-             (kt.get("keepalives_sent") or 0) >= expect["keepalives_out"],
-             "4c keepalives_sent counts what c-%d received" % KA_TUNNEL,
-             "counter keepalives_sent %s, tunnel c-%d keepalives_sent %s, received %d" % (
+    others = ["%s %s" % (n, t.get("keepalives_sent")) for n, t in tv.items()
+              if n != "c-%d" % KA_TUNNEL and t.get("keepalives_sent")]
+    ck.check((c.get("keepalives_sent") or 0) == (kt.get("keepalives_sent") or 0) >=
+             expect["keepalives_out"] >= 1 and kt.get("keepalive_s") == KA_S and not others,
+             "4c keepalives_sent (counter and tunnel c-%d, keepalive_s %d) counts at least what "
+             "c-%d received; no other tunnel sent any" % (KA_TUNNEL, KA_S, KA_TUNNEL),
+             "counter keepalives_sent %s, tunnel c-%d keepalives_sent %s keepalive_s %s, "
+             "received %d; other tunnels: %s" % (
                  c.get("keepalives_sent", "absent"), KA_TUNNEL,
-                 kt.get("keepalives_sent", "absent"), expect["keepalives_out"]))
+                 kt.get("keepalives_sent", "absent"), kt.get("keepalive_s", "absent"),
+                 expect["keepalives_out"], others or "none"))
     if L.tap is not None:
         n = expect["host_msgs"]
         ck.check(c.get("exception_punted", 0) >= n and c.get("host_tx", 0) >= n and
@@ -1068,13 +1073,18 @@ def per_tunnel_checks(ck, clients, tv, expect):
         if "seen" in t and remote_of(t, "seen") != m:
             wrong.append("%s seen %s, NAT %s" % (c.name, t["seen"], fmt_map(m)))
         recv = sum(1 for ep in c.eps if ep.esp for _, _, d in ep.inbox if kind(d) == "esp")
-        if t.get("in_packets") != c.genuine or t.get("out_packets") != recv:
-            counts.append("%s in %s (sent %d) out %s (received %d)" % (
-                c.name, t.get("in_packets"), c.genuine, t.get("out_packets"), recv))
+        hostile = 1 if c.k == VICTIM else 0
+        if t.get("in_packets") != c.genuine or t.get("out_packets") != recv or \
+                t.get("auth_failed") != hostile or t.get("replay") != hostile:
+            counts.append("%s in %s (sent %d) out %s (received %d) auth_failed %s replay %s "
+                          "(want %d each)" % (c.name, t.get("in_packets"), c.genuine,
+                                              t.get("out_packets"), recv, t.get("auth_failed"),
+                                              t.get("replay"), hostile))
     ck.check(not wrong, "1e final --stats-json: every tunnel's remote is %s:<its NAT-mapped "
              "port>" % NAT_PUB, "; ".join(wrong[:8]) if wrong else "50 tunnels match conntrack")
     ck.check(not counts, "6c per-tunnel in_packets = genuine ESP the client sent, out_packets = "
-             "ESP the client received (nothing sealed went astray)",
+             "ESP the client received (nothing sealed went astray), auth_failed and replay 1 "
+             "for c-%d, 0 elsewhere" % VICTIM,
              "; ".join(counts[:8]) if counts else "50 tunnels")
     bad = []
     for c in clients:
@@ -1087,8 +1097,9 @@ def per_tunnel_checks(ck, clients, tv, expect):
         elif prev and remote_of(t, "prev_remote") != hist[-2]:
             bad.append("%s prev_remote %s (want %s)" % (c.name, t.get("prev_remote", "absent"),
                                                         prev))
-        elif t.get("pin_ignored", 0):
-            bad.append("%s pin_ignored %s (follows)" % (c.name, t["pin_ignored"]))
+        elif t.get("pin_ignored", 0) or t.get("nat_mapping", "follow") != "follow":
+            bad.append("%s nat_mapping %s pin_ignored %s (configured to follow)" % (
+                c.name, t.get("nat_mapping"), t.get("pin_ignored")))
     ck.check(not bad, "2e final --stats-json: per-tunnel mapping_changes and prev_remote follow "
              "the NAT's mappings, pin_ignored 0 (%s: %s)" % (
                  clients[MOVE_FLUSH - 1].name,
