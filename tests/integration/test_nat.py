@@ -5,15 +5,17 @@
 Four network namespaces of this run (natt_live.py deletes them, also those of
 a killed earlier run):
 
-  clients            nat (nftables masquerade)      gw                          inside
-  cl0 10.0.0.10-59 -- ni0 10.0.0.1
-                      no0 198.51.100.1 ----------- vo0  DPDK port 0, outside, 198.51.100.2,
-                                                         next_hop "198.51.100.1" (ARP)
-                                                   <tap>0  TAP of port 0: 198.51.100.2/24,
-                                                         UDP 500 and 4500 listeners ("IKE")
-                                                   vi0  DPDK port 1, inside, 10.10.0.1, ---- vi1 10.10.0.2
-                                                         next_hop_mac = vi1's MAC          UDP echo :7,
-                                                                                           kernel ICMP echo
+  clients             nat (masquerade)         gw                         inside
+  cl0 10.0.0.10-59 --- ni0 10.0.0.1
+                       no0 198.51.100.1 ------ vo0  DPDK port 0, outside,
+                                                    198.51.100.2, next_hop
+                                                    "198.51.100.1" (ARP)
+                                               <tap>0  port 0's TAP:
+                                                    198.51.100.2/24, UDP 500
+                                                    and 4500 listeners ("IKE")
+                                               vi0  DPDK port 1, inside, ---- vi1 10.10.0.2
+                                                    10.10.0.1, next_hop_mac     UDP echo :7,
+                                                    = vi1's MAC                 kernel ICMP echo
 
 Client k is tunnel c-k (inner address 10.50.0.k): a UDP socket bound to
 10.0.0.(9+k):4500 in the clients namespace that sends ESP built by scapy
@@ -30,13 +32,20 @@ Checks (numbered as in issue 6, "Tested through a real NAT"):
      the gateway's per-tunnel remote is 198.51.100.1:<mapped port>; no client
      ever gets another tunnel's ESP.
   2. mapping changes with "follow": conntrack -F plus `masquerade random`
-     (client 10), then a client rebinding to source port 4501 (client 20):
-     the next reply arrives at the new mapping, a NAT_MAPPING event is
-     logged, the other clients keep working.
+     (client 10; every other client then gets a new mapping too when it
+     next sends), then client 20 rebinding to source port 4501 with its old
+     conntrack entry left in place (so a reply sent to the old mapping would
+     be seen at the old socket, not lost): the next reply arrives at the new
+     mapping, a NAT_MAPPING event (marked followed) is logged, the other
+     clients keep working, and after the rebind no other mapping moved.
+     At the end, per-tunnel mapping_changes / prev_remote and the counters
+     nat_mapping_changes / nat_mapping_followed match the NAT's history.
   3. a forged packet (client 30's SPI, the next sequence number, garbage
      ciphertext/ICV), a replayed genuine packet and an older never-seen
-     genuine packet, each from a new source port, never move client 30's
-     mapping: a packet from the inside still reaches its real socket.
+     genuine packet (authentic, but not the highest sequence number), each
+     from a new source port, never move client 30's mapping: a packet from
+     the inside (nothing client 30 sent) still reaches its real socket, and
+     nothing reaches the forger's.
   4. keepalives: client NAT-keepalives are attributed to their tunnels;
      tunnel c-2 (keepalive = 2) gets 0xFF from 198.51.100.2:4500 about every
      2 s through the NAT while nothing else goes out to it.
@@ -47,7 +56,8 @@ Checks (numbered as in issue 6, "Tested through a real NAT"):
   6. accounting of the final --stats-json: rx + fragments_out +
      icmp_too_big_sent + keepalives_sent + arp_requests = tx + drops +
      fragmented; no drops but the ones caused on purpose; per-tunnel in/out
-     packets as the clients counted them.
+     packets as the clients counted them; the gateway exits 0 on SIGTERM
+     with no sanitizer report.
 
 Usage: /usr/bin/python3 tests/integration/test_nat.py
 Environment: NATT_BUILD, NATT_SEED, NATT_KEEP (see natt_harness.py / natt_live.py).
@@ -870,7 +880,7 @@ def phase4(ck, L, clients):
     got = [(t, src) for t, src, d in ka.ep.since(m[ka.name][id(ka.ep)]) if d == b"\xff"]
     gaps = [round(b[0] - a[0], 2) for a, b in zip(got, got[1:])]
     srcs = {src for _, src in got}
-    ck.check(len(got) >= 3 and all(1.5 <= g <= 3.0 for g in gaps) and srcs == {(GW_OUT, 4500)},
+    ck.check(len(got) >= 3 and all(1.5 <= g <= 3.5 for g in gaps) and srcs == {(GW_OUT, 4500)},
              "4b tunnel %s (keepalive = %d, no other traffic for it) gets a 0xFF NAT-keepalive "
              "from %s:4500 about every %d s through the NAT" % (ka.name, KA_S, GW_OUT, KA_S),
              "%d keepalive(s) in %.0f s, gaps %s s, from %s" % (len(got), watch, gaps,
