@@ -99,6 +99,7 @@ MOVE_REBIND = 20                # rebinds to source port 4501
 VICTIM = 30                     # forged / replayed / out-of-order from a new port
 KA_SENDERS = (3, 4, 5, 6, 7)    # send NAT-keepalives
 KA_PER_SENDER = 3
+KA_STRANGER = 8                 # sends one keepalive from an unknown mapping
 IKE_CLIENTS = (41, 42, 43, 44, 45)
 MARKER = b"\0\0\0\0"            # RFC 3948 2.2 non-ESP marker
 WAIT = 6.0                      # seconds a reply may take over the af_packet path
@@ -342,7 +343,7 @@ class Client:
         self.addr = client_addr(k)
         self.inner = inner_addr(k)
         self.net, self.L = net, L
-        self.ep = Endpoint(net, L.cl, self.addr, 4500, tun.name)
+        self.ep = Endpoint(net, L.cl, self.addr, 4500, "%s:4500" % tun.name)
         self.eps = [self.ep]        # every socket of this client (the forger's too)
         self.out_sa = tun.out_sa()
         self.opened = {}            # datagram -> open() result
@@ -759,12 +760,19 @@ def phase2(ck, L, clients, hist):
     check_remotes(ck, L, clients, "2c", "after the flush")
     before = {c.name: c.mapping() for c in clients}
     old_ep, old = b.ep, b.mapping()
+    late_sqn, late = b.tun.take_seq(), b.udp_echo()     # sent before the move, see 2e
     b.ep = b.endpoint(4501, "%s:4501" % b.name)
     m_old = old_ep.mark()
     follow_check(ck, L, "2b", b, b.ep, old, "rebind to source port 4501")
     stray = [d for _, _, d in old_ep.since(m_old) if kind(d) == "esp"]
     ck.check(not stray, "2b %s's old socket (port 4500) gets nothing after the move" % b.name,
              "%d ESP datagram(s) at the old socket" % len(stray))
+    # 2e: a packet the peer sent from its old port just before it moved,
+    # delivered after the move: authentic and fresh, but not the newest
+    case(ck, L, b, old_ep, b.mapping(), "2e", "a packet of %s from its old mapping, older "
+         "(sequence %d) than the one that moved it, arriving late, is delivered"
+         % (b.name, late_sqn), "in_packets", 1, lambda: b.send(late, old_ep, late_sqn),
+         also=[expected_reply(late)])
     everyone_else(ck, clients, (MOVE_REBIND,), "2d", "after %s moved" % b.name)
     after = {c.name: c.mapping() for c in clients}
     moved = [n for n in before if n != b.name and before[n] != after[n]]
@@ -807,61 +815,55 @@ def phase3(ck, L, clients):
     v = clients[VICTIM - 1]
     forger = v.endpoint(4600, "forger %s:4600" % v.addr)
     real = v.mapping()
-    base, _ = tunnel_view(L, v.name)
-    base = base or {}
-    f_mark = forger.mark()
     # 3a: valid SPI, the next (highest) sequence number, garbage after it
     forged = struct.pack("!II", v.tun.in_spi, v.tun.next_seq & nt.M32) + os.urandom(8 + 48)
-    forger.send(forged)
-    case(ck, L, v, forger, real, base, "3a", "forged packet (SPI of %s, next sequence "
-         "number, garbage ciphertext/ICV) from a new port" % v.name, "auth_failed", 1)
+    case(ck, L, v, forger, real, "3a", "forged packet (SPI of %s, next sequence number, "
+         "garbage ciphertext/ICV) from a new port" % v.name, "auth_failed", 1,
+         lambda: forger.send(forged))
     # 3b: an exact copy of a genuine packet the gateway already took
-    base, _ = tunnel_view(L, v.name)
-    forger.send(v.sent[-1])
-    case(ck, L, v, forger, real, base or {}, "3b", "replayed genuine packet of %s from a new "
-         "port" % v.name, "replay", 1)
-    # 3c: genuine and never seen, but not the highest sequence number
-    base, _ = tunnel_view(L, v.name)
+    copy = v.sent[-1]
+    case(ck, L, v, forger, real, "3b", "replayed genuine packet of %s from a new port"
+         % v.name, "replay", 1, lambda: forger.send(copy))
+    # 3c: genuine and never seen, but not the newest: sent before low + 1,
+    # delivered late and from elsewhere
+    low, early = v.tun.take_seq(), v.udp_echo()
     r = Round()
     r.mark([v])
-    low = v.tun.take_seq()
-    early = v.udp_echo()
-    r.request(v, v.udp_echo())              # sequence number low + 1, real socket
-    wait_until(r.done, WAIT, step=0.05)
-    r.expect(v, v.ep, expected_reply(early))
-    forger.send(v.esp(early, sqn=low))      # the older one, from the forger's port
-    v.genuine += 1
-    probs = r.wait()
-    after, _ = tunnel_view(L, v.name)
-    fg = [d for _, _, d in forger.since(f_mark) if kind(d) == "esp"]
-    ck.check(not probs and not fg and remote_of(after) == real,
-             "3c an older never-seen genuine packet of %s (sequence %d < highest) from a new "
-             "port is delivered, but its reply goes to the real mapping %s" % (
-                 v.name, low, fmt_map(real)),
-             "%s; gateway remote %s; forger socket got %d ESP datagram(s)" % (
-                 summary(probs) if probs else "replies decrypted at the real socket",
-                 fmt_map(remote_of(after)), len(fg)))
+    r.request(v, v.udp_echo())
+    pre = r.wait()
+    case(ck, L, v, forger, real, "3c", "an older never-seen genuine packet of %s (sequence "
+         "%d, not the highest) from a new port is delivered" % (v.name, low), "in_packets", 1,
+         lambda: v.send(early, forger, low), also=[expected_reply(early)], pre=pre)
 
 
-def case(ck, L, v, forger, real, base, tag, what, counter, n):
-    """After a hostile packet: the counter moved by n, the mapping did not,
-    and a packet from the inside reaches the real socket only."""
+def case(ck, L, v, other, real, tag, what, counter, n, send, also=(), pre=None):
+    """send() gets a packet of v's tunnel to the gateway from another socket
+    (other). Then counter moved by n, v's mapping stayed real, the replies in
+    also and a packet from the inside reach v's socket, nothing reaches other."""
+    base = tunnel_view(L, v.name)[0] or {}
+    mark = other.mark()
+    r = Round()
+    r.mark([v])
+    for k in also:
+        r.expect(v, v.ep, k)
+    send()
     time.sleep(0.3)
-    r = Round()
-    r.mark([v])
     r.expect(v, v.ep, probe(L, v, tag))
-    probs = r.wait()
+    probs = dict(pre or {})
+    for name, p in r.wait().items():
+        probs.setdefault(name, []).extend(p)
     after, err = tunnel_view(L, v.name)
     after = after or {}
     d = (after.get(counter) or 0) - (base.get(counter) or 0)
-    fg = [x for _, _, x in forger.since(0) if kind(x) == "esp"]
+    fg = [x for _, _, x in other.since(mark) if kind(x) == "esp"]
     ck.check(d == n and remote_of(after) == real and not probs and not fg,
-             "%s %s: counted %s, mapping stays %s, a packet from the inside still reaches the "
-             "real socket" % (tag, what, counter, fmt_map(real)),
-             "%s +%d (want +%d); gateway remote %s; %s; forger socket got %d ESP datagram(s)%s"
-             % (counter, d, n, fmt_map(remote_of(after)),
-                summary(probs) if probs else "probe decrypted at the real socket", len(fg),
-                (" (show tunnels: %s)" % err) if err else ""))
+             "%s %s: %s +%d, the mapping stays %s, %sa packet from the inside reach %s only"
+             % (tag, what, counter, n, fmt_map(real), "its reply and " if also else "",
+                v.ep.label),
+             "%s +%d; gateway remote %s; %s; %s got %d ESP datagram(s)%s"
+             % (counter, d, fmt_map(remote_of(after)),
+                summary(probs) if probs else "decrypted at %s" % v.ep.label, other.label,
+                len(fg), (" (show tunnels: %s)" % err) if err else ""))
 
 
 def phase4(ck, L, clients):
@@ -871,6 +873,8 @@ def phase4(ck, L, clients):
     m = {c.name: {id(ep): ep.mark() for ep in c.eps} for c in clients}
     t0 = time.monotonic()
     u0 = time.time()
+    # and one from a mapping no tunnel has (a new source port of client 8)
+    clients[KA_STRANGER - 1].endpoint(4700, "c-%d:4700" % KA_STRANGER).send(b"\xff")
     for _ in range(KA_PER_SENDER):
         for k in KA_SENDERS:
             clients[k - 1].ep.send(b"\xff")
@@ -987,7 +991,7 @@ def ping(L, src, dst, n, timeout=3.0):
 
 
 def final_checks(ck, L, clients, stats, expect):
-    """1e, 2e, 2f, 4a, 4c, 5f, 6a-6d on the final --stats-json."""
+    """1e, 2f, 2g, 4a, 4c, 5f, 6a-6d on the final --stats-json."""
     try:
         with open(L.log_path, errors="replace") as f:
             reports = [l for l in f.read().splitlines()
@@ -1017,17 +1021,17 @@ def final_checks(ck, L, clients, stats, expect):
                  c.get("icmp_too_big_sent"), c.get("keepalives_sent"), c.get("arp_requests"),
                  c.get("tx_packets"), sum(d.values()), c.get("fragmented"),
                  "; counters absent: %s" % missing if missing else ""))
-    want = {"auth_failed": 1, "replay": 1, "keepalive": expect["keepalives_in"]}
+    want = {"auth_failed": 1, "replay": 1, "keepalive": expect["keepalives_in"] + 1}
     wrong = ["%s %d (want %d)" % (k, d.get(k, 0), n) for k, n in want.items() if d.get(k, 0) != n]
     wrong += ["%s %d" % (k, v) for k, v in d.items()
               if v and k not in want and k not in ERROR_FREE]
     ck.check(not wrong, "6b drops: only the forgery (auth_failed 1), the replay (replay 1) and "
-             "the %d client keepalives (keepalive)" % expect["keepalives_in"],
+             "the %d client keepalives (keepalive)" % (expect["keepalives_in"] + 1),
              "; ".join(wrong) if wrong else "none other (ike %d)" % d.get("ike", 0))
     per_tunnel_checks(ck, clients, tv, expect)
     n_moves = sum(len(x) - 1 for x in expect["hist"].values())
     ck.check(c.get("nat_mapping_changes") == n_moves and c.get("nat_mapping_followed") == n_moves,
-             "2f counters nat_mapping_changes and nat_mapping_followed = the %d moves the NAT "
+             "2g counters nat_mapping_changes and nat_mapping_followed = the %d moves the NAT "
              "made (all followed)" % n_moves, "nat_mapping_changes %s, nat_mapping_followed %s"
              % (c.get("nat_mapping_changes", "absent"), c.get("nat_mapping_followed", "absent")))
     ka_in = c.get("keepalives_attributed")
@@ -1037,16 +1041,21 @@ def final_checks(ck, L, clients, stats, expect):
     def fresh(t):
         v = t.get("last_keepalive_unix")
         return isinstance(v, (int, float)) and t0 - 1 <= v <= t1 + 1
-    ck.check(ka_in == expect["keepalives_in"] and
+    others = ["%s %s" % (n, t.get("keepalives")) for n, t in tv.items()
+              if t.get("keepalives") and n not in ["c-%d" % k for k in KA_SENDERS]]
+    ck.check(ka_in == expect["keepalives_in"] and not others and
              all(t.get("keepalives") == KA_PER_SENDER and fresh(t) for t in senders),
              "4a client NAT-keepalives are attributed to their tunnels: %d each for %s (and "
-             "last_keepalive_unix when they were sent), keepalives_attributed %d" % (
+             "last_keepalive_unix when they were sent), keepalives_attributed %d; the one from "
+             "a mapping no tunnel has (c-%d:4700) to none" % (
                  KA_PER_SENDER, ", ".join("c-%d" % k for k in KA_SENDERS),
-                 expect["keepalives_in"]),
-             "keepalives_attributed %s; per tunnel %s; sent between %.1f and %.1f" % (
+                 expect["keepalives_in"], KA_STRANGER),
+             "keepalives_attributed %s; per tunnel %s; sent between %.1f and %.1f; other "
+             "tunnels: %s" % (
                  ka_in, ", ".join("c-%d %s at %s" % (k, t.get("keepalives", "absent"),
                                                      t.get("last_keepalive_unix", "absent"))
-                                  for k, t in zip(KA_SENDERS, senders)), t0, t1))
+                                  for k, t in zip(KA_SENDERS, senders)), t0, t1,
+                 others or "none"))
     kt = tv.get("c-%d" % KA_TUNNEL, {})
     others = ["%s %s" % (n, t.get("keepalives_sent")) for n, t in tv.items()
               if n != "c-%d" % KA_TUNNEL and t.get("keepalives_sent")]
@@ -1070,7 +1079,7 @@ def final_checks(ck, L, clients, stats, expect):
 
 
 def per_tunnel_checks(ck, clients, tv, expect):
-    """1e and 2e: remote, in/out packets, mapping history per tunnel."""
+    """1e, 6c and 2f: remote, in/out packets, mapping history per tunnel."""
     wrong, counts = [], []
     for c in clients:
         t = tv.get(c.name)
@@ -1110,7 +1119,7 @@ def per_tunnel_checks(ck, clients, tv, expect):
         elif t.get("pin_ignored", 0) or t.get("nat_mapping", "follow") != "follow":
             bad.append("%s nat_mapping %s pin_ignored %s (configured to follow)" % (
                 c.name, t.get("nat_mapping"), t.get("pin_ignored")))
-    ck.check(not bad, "2e final --stats-json: per-tunnel mapping_changes and prev_remote follow "
+    ck.check(not bad, "2f final --stats-json: per-tunnel mapping_changes and prev_remote follow "
              "the NAT's mappings, pin_ignored 0 (%s: %s)" % (
                  clients[MOVE_FLUSH - 1].name,
                  " -> ".join(fmt_map(x) for x in expect["hist"][clients[MOVE_FLUSH - 1].name])),
