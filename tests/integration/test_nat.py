@@ -46,13 +46,17 @@ Checks (numbered as in issue 6, "Tested through a real NAT"):
      from a new source port, never move client 30's mapping: a packet from
      the inside (nothing client 30 sent) still reaches its real socket, and
      nothing reaches the forger's.
-  4. keepalives: client NAT-keepalives are attributed to their tunnels;
-     tunnel c-2 (keepalive = 2) gets 0xFF from 198.51.100.2:4500 about every
-     2 s through the NAT while nothing else goes out to it.
-  5. exception path (--tap): IKE on 500 and behind the non-ESP marker on
-     4500 reaches listeners in the gw namespace and their replies reach the
-     client through the NAT; a ping to 198.51.100.2 is answered by the gw
-     namespace's kernel; ESP never reaches the 4500 listener.
+     (2e: the same for a packet from the old mapping after a rebind.)
+  4. keepalives: client NAT-keepalives are attributed to their tunnels (one
+     from a mapping no tunnel has to none); tunnel c-2 (keepalive = 2) gets
+     0xFF from 198.51.100.2:4500 about every 2 s through the NAT while
+     nothing else goes out to it; keepalives_sent counts them.
+  5. exception path (--tap): the TAP has the port's MAC; IKE on 500 and
+     behind the non-ESP marker on 4500 reaches listeners in the gw namespace
+     and their replies reach the client through the NAT (the host resolves
+     the NAT by ARP through the TAP); a ping to 198.51.100.2 is answered by
+     the gw namespace's kernel; ESP never reaches the 4500 listener; a burst
+     over dataplane.exception_rate is cut to the rate (exception_limited).
   6. accounting of the final --stats-json: rx + fragments_out +
      icmp_too_big_sent + keepalives_sent + arp_requests = tx + drops +
      fragmented; no drops but the ones caused on purpose; per-tunnel in/out
@@ -101,9 +105,12 @@ KA_SENDERS = (3, 4, 5, 6, 7)    # send NAT-keepalives
 KA_PER_SENDER = 3
 KA_STRANGER = 8                 # sends one keepalive from an unknown mapping
 IKE_CLIENTS = (41, 42, 43, 44, 45)
+EXC_RATE = 50                   # dataplane.exception_rate: punts per second per worker
+EXC_BURST = 200                 # IKE datagrams sent at once at the end (5g)
 MARKER = b"\0\0\0\0"            # RFC 3948 2.2 non-ESP marker
 WAIT = 6.0                      # seconds a reply may take over the af_packet path
 ERROR_FREE = ("keepalive", "ike")   # drop reasons that are not errors
+N_CHECKS = 38                   # every check of a full run (a skipped one is a test bug)
 
 # Every UDP socket of the test sends checksum 0 (SO_NO_CHECK; valid for IPv4,
 # and what RFC 3948 2.1 asks of ESP-in-UDP senders): with checksum offload on
@@ -591,7 +598,7 @@ def start(ck, rng):
         tunnels.append(t)
     gw = nt.Gateway(outside_addr=GW_OUT, inside_addr=GW_IN, outside_next_hop_ip=NAT_PUB,
                     inside_next_hop=MAC["vi1"])
-    cfg = nt.config_text(gw, tunnels, WINDOW, exception_rate=5000,
+    cfg = nt.config_text(gw, tunnels, WINDOW, exception_rate=EXC_RATE,
                          comment="test_nat: 50 clients behind one NAT")
     tap = "nt%s" % os.urandom(2).hex()
     L = NatLive("nat", tap=tap)
@@ -908,8 +915,8 @@ def stray_keepalives(clients, since):
 def phase5(ck, L, clients, listeners, tap):
     """5: IKE and ping to the gateway's host through the TAP."""
     if listeners is None:
-        ck.check(False, "5b-5f exception path", "no TAP, nothing to test")
-        return
+        ck.check(False, "5b-5g exception path", "no TAP, nothing to test")
+        return 0
     l500, l4500 = listeners
     m500, m4500 = l500.mark(), l4500.mark()
     ike = {}
@@ -962,6 +969,43 @@ def phase5(ck, L, clients, listeners, tap):
              "5e the gw namespace's kernel resolved %s by ARP through the TAP and the dataplane"
              % NAT_PUB, "neighbour entry on %s: %s (NAT's MAC %s)" % (tap, ent or "none",
                                                                     MAC["no0"]))
+    # last: the burst uses up this second's exception budget
+    return rate_limit(ck, L, ike[clients[IKE_CLIENTS[0] - 1].name][1], l500)
+
+
+def rate_limit(ck, L, ep, listener):
+    """5g: a burst of IKE beyond dataplane.exception_rate: what does not reach
+    the host is counted exception_limited, no more than the rate gets through
+    in a second (a burst may straddle two)."""
+    def live():
+        res, _ = L.show_json("stats")
+        res = res or {}
+        return (res.get("counters", {}).get("exception_punted"),
+                res.get("drops", {}).get("exception_limited"))
+    p0, l0 = live()
+    mark = listener.mark()
+    for i in range(EXC_BURST):
+        ep.send(b"burst %d" % i, (GW_OUT, 500))
+    now = [None, None]
+
+    def settled():
+        now[:] = live()
+        return None not in now + [p0, l0] and \
+            len(listener.since(mark)) + now[1] - l0 >= EXC_BURST
+    wait_until(settled, WAIT, step=0.3)
+    got = len(listener.since(mark))
+    if None in now + [p0, l0]:
+        ck.check(False, "5g exception_rate", "no live counters exception_punted / "
+                 "exception_limited (show stats --json): %s -> %s" % ((p0, l0), now))
+        return 0
+    lim = now[1] - l0
+    ck.check(0 < got <= 2 * EXC_RATE and EXC_BURST <= got + lim <= EXC_BURST + 2 and
+             now[0] - p0 >= got,
+             "5g a burst of %d IKE datagrams with exception_rate = %d: at most 2 x %d reach the "
+             "host, the rest are exception_limited drops" % (EXC_BURST, EXC_RATE, EXC_RATE),
+             "listener got %d, exception_limited +%d, exception_punted +%d (the odd ARP may "
+             "add one)" % (got, lim, now[0] - p0))
+    return lim
 
 
 def ping(L, src, dst, n, timeout=3.0):
@@ -1022,11 +1066,14 @@ def final_checks(ck, L, clients, stats, expect):
                  c.get("tx_packets"), sum(d.values()), c.get("fragmented"),
                  "; counters absent: %s" % missing if missing else ""))
     want = {"auth_failed": 1, "replay": 1, "keepalive": expect["keepalives_in"] + 1}
+    if L.tap is not None:
+        want["exception_limited"] = expect["limited"]
     wrong = ["%s %d (want %d)" % (k, d.get(k, 0), n) for k, n in want.items() if d.get(k, 0) != n]
     wrong += ["%s %d" % (k, v) for k, v in d.items()
               if v and k not in want and k not in ERROR_FREE]
-    ck.check(not wrong, "6b drops: only the forgery (auth_failed 1), the replay (replay 1) and "
-             "the %d client keepalives (keepalive)" % (expect["keepalives_in"] + 1),
+    ck.check(not wrong, "6b drops: only the forgery (auth_failed 1), the replay (replay 1), "
+             "the %d client keepalives (keepalive) and the burst over exception_rate "
+             "(exception_limited %d)" % (expect["keepalives_in"] + 1, expect["limited"]),
              "; ".join(wrong) if wrong else "none other (ike %d)" % d.get("ike", 0))
     per_tunnel_checks(ck, clients, tv, expect)
     n_moves = sum(len(x) - 1 for x in expect["hist"].values())
@@ -1163,11 +1210,11 @@ def session(ck, rng):
         phase2(ck, L, clients, hist)
         phase3(ck, L, clients)
         ka_out, ka_window = phase4(ck, L, clients)
-        phase5(ck, L, clients, listeners, tap)
+        limited = phase5(ck, L, clients, listeners, tap)
         print("     phases 2-5: %.1f s" % (time.monotonic() - t1), flush=True)
         misdelivery(ck, clients, t1)
         expect = {"keepalives_in": KA_PER_SENDER * len(KA_SENDERS), "keepalives_out": ka_out,
-                  "ka_window_unix": ka_window,
+                  "ka_window_unix": ka_window, "limited": limited,
                   "hist": hist, "final_map": {c.name: c.mapping() for c in clients},
                   "host_msgs": 2 * len(IKE_CLIENTS) + 3,
                   "leaks": [d[:8].hex() for _, _, d in listeners[1].inbox
@@ -1204,6 +1251,8 @@ def main():
         print("== test_nat: %.1f s" % (time.monotonic() - t0), flush=True)
         if L is not None:
             L.finish(ck.failed > failed0)
+    ran = ck.passed + ck.failed
+    ck.check(ran == N_CHECKS, "all %d checks ran" % N_CHECKS, "%d ran" % ran)
     return ck.finish()
 
 
