@@ -834,6 +834,16 @@ def main():
                          {k: rc.get(k) for k in ("state", "spi-in", "spi-out", "encap",
                                                  "encr-alg", "encr-keysize")},
                          {k: cc.get(k) for k in ("state", "spi-in", "spi-out", "encap")}))
+        rlog = resp.log_text()
+        n500 = len(re.findall(r"received packet: from 198\.51\.100\.1\[\d+\] to "
+                              r"198\.51\.100\.2\[500\]", rlog))
+        n4500 = len(re.findall(r"received packet: from 198\.51\.100\.1\[\d+\] to "
+                               r"198\.51\.100\.2\[4500\]", rlog))
+        prop = re.search(r"selected proposal: (IKE:\S+)", rlog)
+        ck.check(n500 > 0 and n4500 > 0, "1: the responder got IKE on UDP/500 (IKE_SA_INIT) and "
+                 "on UDP/4500 (behind the non-ESP marker) from the NAT's address through the TAP",
+                 "%d on 500, %d on 4500; %s" % (n500, n4500, prop.group(1) if prop else
+                                                "no selected IKE proposal logged"))
         if not all(r_children.get(n, {}).get("state") == "INSTALLED" and
                    c_children.get(n, {}).get("state") == "INSTALLED" for n, *_ in CHILDREN):
             raise RuntimeError("no CHILD_SA: nothing to give natt-gw, the other checks "
