@@ -49,6 +49,10 @@ ports randomly, so natt-gw must send to the mapped port, not to 4500.
   4. charon's NAT keepalives (keep_alive = 2s) are attributed to a tunnel
      (show tunnel --json "keepalives"). Both tunnels share one NAT mapping
      (one IKE_SA), and natt-gw gives them to one of the two (printed).
+  5. The client rekeys the AES-GCM-128 CHILD_SA (CREATE_CHILD_SA through
+     the TAP); the new keys and SPIs from the responder's log replace the
+     tunnel's in the file (natt-control: rekeyed 1, unchanged 1) and the
+     traffic of 2 runs again, on the new SPIs.
 
 Exit 77 (skip) only when charon cannot run with kernel-libipsec here (no
 strongSwan, no TUN device); anything else that goes wrong is a failure.
@@ -528,14 +532,17 @@ def parse_list_sas(raw):
             if isinstance(sa, dict):
                 for c in (sa.get("child-sas") or {}).values():
                     if isinstance(c, dict) and "name" in c:
-                        children[c["name"]] = c
+                        # after a rekey the old SA may still be listed
+                        if children.get(c["name"], {}).get("state") != "INSTALLED" or \
+                                c.get("state") == "INSTALLED":
+                            children[c["name"]] = c
     return ike, children
 
 
 def parse_child_keys(log):
     """[(child name, spi_i, spi_o, {"encr_i": bytes, "encr_r": bytes})] in
     log order: the key dumps (chd level 4) logged before each
-    "CHILD_SA NAME{n} established with SPIs X_i Y_o"."""
+    "CHILD_SA NAME{n} established with SPIs X_i Y_o" (once per SA)."""
     lines = log.splitlines()
     out = []
     keys = {}
@@ -561,7 +568,9 @@ def parse_child_keys(log):
             i = j
             continue
         m = est_re.search(l)
-        if m:
+        if m and keys:
+            # a rekey's responder logs "inbound CHILD_SA ... established",
+            # later "outbound CHILD_SA ... established" for the same SA
             out.append((m.group(1), int(m.group(2), 16), int(m.group(3), 16), dict(keys)))
             keys = {}
         i += 1
@@ -633,6 +642,29 @@ print(json.dumps(res))
 
 
 # ---------------------------------------------------------------- the test
+
+def traffic(ck, topo, label, name, addr, n_ping):
+    """Ping and UDP echo from addr (the client namespace) to 10.10.0.2."""
+    p = topo.nsexec("cli", "/usr/bin/python3", "-c", CLIENT_TRAFFIC, addr, "10.10.0.2",
+                    str(UDP_ECHO_PORT), str(n_ping), ",".join(map(str, UDP_SIZES)),
+                    check=False, timeout=120)
+    try:
+        res = json.loads(p.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        ck.check(False, "%s: traffic from %s" % (label, addr), (p.stdout + p.stderr)[-500:])
+        return
+    got = [r for r in res["ping"] if not r.get("lost")]
+    ck.check(len(got) == n_ping and all(r["ok"] for r in got),
+             "%s: %d/%d ICMP echo %s -> 10.10.0.2 answered through %s (strongSwan "
+             "encrypts, natt-gw decrypts, natt-gw encrypts, strongSwan decrypts)"
+             % (label, len(got), n_ping, addr, name),
+             "rtt ms %s, ttl %s" % ([r.get("rtt_ms") for r in got],
+                                   sorted({r.get("ttl") for r in got}))
+             if got else json.dumps(res))
+    for u in res["udp"]:
+        ck.check(u.get("ok"), "%s: UDP echo of %d bytes %s -> 10.10.0.2:%d and back"
+                 % (label, u["size"], addr, UDP_ECHO_PORT), json.dumps(u))
+
 
 def swanctl_texts():
     resp_children = "".join("""
@@ -748,6 +780,7 @@ def main():
     resp = cli = None
     echo = None
     lipsec = {}
+    lipsec_prev = {}        # a rekeyed CHILD_SA's counts before the rekey
     drops_at_install = {}
     failed0 = ck.failed
     skip = None
@@ -892,24 +925,7 @@ def main():
 
         # ---- 2: traffic both ways through strongSwan and natt-gw
         for name, _, addr, _, _ in CHILDREN:
-            n_ping = 5 if name == CHILDREN[0][0] else 3
-            p = topo.nsexec("cli", "/usr/bin/python3", "-c", CLIENT_TRAFFIC, addr, "10.10.0.2",
-                            str(UDP_ECHO_PORT), str(n_ping), ",".join(map(str, UDP_SIZES)),
-                            check=False, timeout=120)
-            try:
-                res = json.loads(p.stdout.strip().splitlines()[-1])
-            except (ValueError, IndexError):
-                ck.check(False, "2: traffic from %s" % addr, (p.stdout + p.stderr)[-500:])
-                continue
-            got = [r for r in res["ping"] if not r.get("lost")]
-            ck.check(len(got) == n_ping and all(r["ok"] for r in got),
-                     "2: %d/%d ICMP echo %s -> 10.10.0.2 answered through %s (strongSwan "
-                     "encrypts, natt-gw decrypts, natt-gw encrypts, strongSwan decrypts)"
-                     % (len(got), n_ping, addr, name),
-                     "rtt ms %s" % [r.get("rtt_ms") for r in got] if got else json.dumps(res))
-            for u in res["udp"]:
-                ck.check(u.get("ok"), "2: UDP echo of %d bytes %s -> 10.10.0.2:%d and back"
-                         % (u["size"], addr, UDP_ECHO_PORT), json.dumps(u))
+            traffic(ck, topo, "2", name, addr, 5 if name == CHILDREN[0][0] else 3)
         tun, err = gw.show("tunnels")
         tl = tun if isinstance(tun, list) else (tun or {}).get("tunnels", tun)
         print("     show tunnels: %s" % json.dumps(tl)[:1500], flush=True)
@@ -943,6 +959,54 @@ def main():
         print("     NOTE the two tunnels share one NAT mapping (one IKE_SA, two CHILD_SAs): "
               "keepalives per tunnel %s" % ka, flush=True)
 
+        # ---- 5: the client rekeys a CHILD_SA; the new keys go into the file
+        # (same tunnel name: natt-control rekeys it, counters continue)
+        rk_name, _, rk_addr, rk_algo, _ = CHILDREN[0]
+        old_rc = r_children[rk_name]
+        prev = cli.list_sas()[0][1].get(rk_name, {})
+        lipsec_prev[rk_name] = {k: int(prev.get(k) or 0) for k in ("packets-in", "packets-out",
+                                                                   "bytes-in", "bytes-out")}
+        p = cli.swanctl("--rekey", "--child", rk_name, check=False)
+        new_rc, t0 = {}, time.monotonic()
+        while time.monotonic() - t0 < 20:
+            new_rc = resp.list_sas()[0][1].get(rk_name, {})
+            if new_rc.get("state") == "INSTALLED" and new_rc.get("spi-in") != old_rc["spi-in"]:
+                break
+            time.sleep(0.2)
+        new_cc = cli.list_sas()[0][1].get(rk_name, {})
+        ck.check(new_rc.get("state") == "INSTALLED" and
+                 new_rc.get("spi-in") != old_rc["spi-in"] and
+                 new_cc.get("spi-in") == new_rc.get("spi-out") and
+                 new_cc.get("spi-out") == new_rc.get("spi-in"),
+                 "5: client rekeyed CHILD_SA %s through the TAP (CREATE_CHILD_SA on 4500)"
+                 % rk_name, "responder in %s out %s -> in %s out %s (%s); client in %s out %s; "
+                 "swanctl: %s" % (old_rc.get("spi-in"), old_rc.get("spi-out"),
+                                  new_rc.get("spi-in"), new_rc.get("spi-out"),
+                                  new_rc.get("state"), new_cc.get("spi-in"),
+                                  new_cc.get("spi-out"), (p.stdout + p.stderr).strip()[-200:]))
+        k = {c[0]: c for c in parse_child_keys(resp.log_text())}.get(rk_name)
+        if k is not None and "%08x" % k[1] == new_rc.get("spi-in"):
+            tunnels[0] = tunnel_text("sw-" + rk_name, rk_algo, k[1], k[3]["encr_i"], k[2],
+                                     k[3]["encr_r"], "198.51.100.1", rport, rk_addr + "/32")
+            mark = len(gw.lines())
+            gw.write_config(gw.config(tunnels))
+            m = gw.wait_log(re.compile("(%s)|(%s)" % (nl.RELOAD_OK_RE.pattern,
+                                                      nl.RELOAD_REFUSED_RE.pattern)), mark, 20)
+            counts = nl.parse_reload_counts(m.group(0)) if m and m.group(1) else {}
+            ck.check(m is not None and m.group(1) is not None and counts.get("rekeyed") == 1
+                     and counts.get("unchanged") == 1,
+                     "5: natt-control rekeyed sw-%s (rekeyed 1, unchanged 1)" % rk_name,
+                     m.group(0) if m else "no reload line in 20 s\n" + gw.log_tail(10))
+            traffic(ck, topo, "5", rk_name + " (rekeyed)", rk_addr, 3)
+            t, err = gw.show("tunnel", "sw-" + rk_name)
+            ck.check(find_key(t, "in_spi") == "0x" + new_rc.get("spi-in", "") and
+                     find_key(t, "out_spi") == "0x" + new_rc.get("spi-out", ""),
+                     "5: natt-gw's sw-%s runs on the new SPIs" % rk_name,
+                     "in %s out %s" % (find_key(t, "in_spi"), find_key(t, "out_spi")))
+        else:
+            ck.check(False, "5: the responder logged the keys of the rekeyed %s" % rk_name,
+                     "last %s in the log: %s" % (rk_name, k and ("%08x_i" % k[1])))
+
         # what strongSwan's libipsec counted, to compare with natt-gw's
         # counters once it stopped (no ESP flows any more from here)
         r_children2 = resp.list_sas()[0][1]
@@ -950,8 +1014,8 @@ def main():
         lipsec = {}
         for name, _, _, _, _ in CHILDREN:
             cc, rc = c_children2.get(name, {}), r_children2.get(name, {})
-            lipsec[name] = {k: int(cc.get(k) or -1) for k in ("packets-in", "packets-out",
-                                                              "bytes-in", "bytes-out")}
+            lipsec[name] = {k: int(cc.get(k) or -1) + lipsec_prev.get(name, {}).get(k, 0)
+                            for k in ("packets-in", "packets-out", "bytes-in", "bytes-out")}
             lipsec[name]["responder-packets-in"] = int(rc.get("packets-in") or -1)
             lipsec[name]["responder-packets-out"] = int(rc.get("packets-out") or -1)
     except Skip as e:
