@@ -11,6 +11,7 @@
  * TAP interface PREFIX<P> with the port's MAC (host.c).
  */
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -458,6 +459,26 @@ write_stats(struct dataplane *dp)
 	return fclose(f) == 0 ? 0 : -1;
 }
 
+/* <runtime dir>/natt_ready: setup is over. scripts/natt-gw starts
+ * natt-control (a secondary) only then: a secondary that attaches while the
+ * primary still hot-plugs the --tap devices takes part in that hotplug
+ * (net_tap's queue sync over the mp socket) and can make it fail. */
+static void
+mark_ready(void)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/natt_ready", rte_eal_get_runtime_dir());
+	f = fopen(path, "w");
+	if (f == NULL) {
+		fprintf(stderr, "natt-dataplane: cannot create %s: %s\n", path, strerror(errno));
+		return;
+	}
+	fprintf(f, "%d\n", (int)getpid());
+	fclose(f);
+}
+
 static void
 teardown(struct dataplane *dp)
 {
@@ -505,6 +526,7 @@ main(int argc, char **argv)
 		rte_eal_remote_launch(natt_worker_main, dp.w[i++], lcore);
 	printf("natt-dataplane: ready, waiting for configuration\n");
 	fflush(stdout);
+	mark_ready();
 
 	supervise(&dp);
 	teardown(&dp);

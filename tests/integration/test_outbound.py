@@ -153,9 +153,12 @@ def emit_hostile(otr, kind, tun, rng):
                   Raw(rng.randbytes(rng.randrange(0, 300))))
         return otr.add_raw(nt.inside_frame(gw, p, ethertype=0x86DD), v, "IPv6 on the inside port")
     if kind == "arp":
-        p = bytes(ARP(op=1, hwsrc=gw.inside_next_hop, psrc="10.10.0.254", pdst=gw.inside_addr))
+        # for another host on the LAN: not ours to answer (one for our own
+        # address is answered: unit/ctl_v3 section 8, integration/nat)
+        p = bytes(ARP(op=1, hwsrc=gw.inside_next_hop, psrc="10.10.0.254", pdst="10.10.0.77"))
         p += b"\0" * (46 - len(p))
-        return otr.add_raw(nt.inside_frame(gw, p, ethertype=0x0806), v, "ARP request")
+        return otr.add_raw(nt.inside_frame(gw, p, ethertype=0x0806), v,
+                           "ARP request for another host")
     raise KeyError(kind)
 
 
