@@ -1187,8 +1187,7 @@ def misdelivery(ck, clients, t_phase1):
              "; ".join((bad + ka)[:8]) if bad or ka else "none")
 
 
-def session(ck, rng):
-    L, cfg = start(ck, rng)
+def session(ck, L, cfg):
     net = Net()
     responder, clients, expect = None, [], None
     try:
@@ -1196,7 +1195,7 @@ def session(ck, rng):
             L.start(cfg)
         except RuntimeError as e:
             ck.check(False, "gateway starts on the NAT topology", str(e)[-3000:])
-            return L
+            return
         tap = setup_tap(ck, L)
         listeners = ike_listeners(net, L) if tap else None
         responder, echo_lines = start_responder(L)
@@ -1229,7 +1228,6 @@ def session(ck, rng):
         net.close()
     if expect is not None:
         final_checks(ck, L, clients, stats, expect)
-    return L
 
 
 def main():
@@ -1244,13 +1242,13 @@ def main():
     rng = random.Random(h.seed())
     t0 = time.monotonic()
     failed0 = ck.failed
-    L = None
+    L, cfg = start(ck, rng)
     try:
-        L = session(ck, rng)
+        session(ck, L, cfg)
     finally:
         print("== test_nat: %.1f s" % (time.monotonic() - t0), flush=True)
-        if L is not None:
-            L.finish(ck.failed > failed0)
+        # files kept on failure and when interrupted
+        L.finish(ck.failed > failed0 or sys.exc_info()[0] is not None)
     ran = ck.passed + ck.failed
     ck.check(ran == N_CHECKS, "all %d checks ran" % N_CHECKS, "%d ran" % ran)
     return ck.finish()
