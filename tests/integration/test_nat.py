@@ -242,12 +242,19 @@ class NatLive(nl.Live):
                           (r["dst"], int(r["dport"]))))
         return flows
 
-    def mapping(self, src, sport, dport=4500):
-        """Public (addr, port) the NAT gave src:sport -> 198.51.100.2:dport."""
-        for o, pub in self.conntrack():
+    def mapping(self, src, sport, dport=4500, flows=None):
+        """Public (addr, port) the NAT gave src:sport -> 198.51.100.2:dport
+        (in flows, one conntrack() taken before, or now)."""
+        for o, pub in self.conntrack() if flows is None else flows:
             if o == (src, sport, GW_OUT, dport):
                 return pub
         return None
+
+
+def mappings(clients):
+    """{client name: its NAT mapping}, from one look at the NAT's table."""
+    flows = clients[0].L.conntrack()
+    return {c.name: c.mapping(flows=flows) for c in clients}
 
 
 def client_addr(k):
@@ -385,8 +392,8 @@ class Client:
         self.genuine += 1
         return data
 
-    def mapping(self, ep=None):
-        return self.L.mapping(self.addr, (ep or self.ep).port)
+    def mapping(self, ep=None, flows=None):
+        return self.L.mapping(self.addr, (ep or self.ep).port, flows=flows)
 
     def open(self, data):
         """(inner scapy IP or None, problem) of an ESP datagram for us."""
@@ -583,7 +590,7 @@ def diag(L):
 
 # ---------------------------------------------------------------- the phases
 
-def start(ck, rng):
+def start(rng):
     tunnels, spis = [], set()
     for k in range(1, N_CLIENTS + 1):
         algo = "aes-gcm-128" if k % 2 else "aes-gcm-256"
@@ -687,11 +694,11 @@ def phase1(ck, L, clients, echo_lines):
              "1a every client's UDP echo request arrives decrypted in the inside namespace",
              "responder heard %d inner sources; missing: %s" % (len(heard), missing[:10])
              if missing else "%d clients heard by the responder" % len(heard))
-    ok = ck.check(not probs, "1b every client gets its UDP and ICMP echo reply back through "
-                  "the NAT, sealed under its outbound SA, inner reply correct",
-                  summary(probs) + ("; " + diag(L) if probs else "") if probs else
-                  "%d replies decrypted by scapy" % (2 * N_CLIENTS))
-    maps = {c.name: c.mapping() for c in clients}
+    ck.check(not probs, "1b every client gets its UDP and ICMP echo reply back through "
+             "the NAT, sealed under its outbound SA, inner reply correct",
+             summary(probs) + ("; " + diag(L) if probs else "") if probs else
+             "%d replies decrypted by scapy" % (2 * N_CLIENTS))
+    maps = mappings(clients)
     ports = {m[1] for m in maps.values() if m and m[0] == NAT_PUB}
     ck.check(len(ports) == N_CLIENTS and all(maps.values()),
              "1c the NAT maps the 50 clients (source port 4500 each) to 50 distinct ports "
@@ -700,12 +707,11 @@ def phase1(ck, L, clients, echo_lines):
                  len(ports), [n for n, m in maps.items() if not m],
                  ", ".join("%s %s" % (n, fmt_map(m)) for n, m in list(maps.items())[:4])))
     check_remotes(ck, L, clients, "1d", "after the first exchange")
-    return ok
 
 
 def check_remotes(ck, L, clients, tag, when):
     """The gateway's live view: each tunnel's remote is its NAT mapping."""
-    maps = {c.name: c.mapping() for c in clients}
+    maps = mappings(clients)
     res, err = show(L, "tunnels")
     tv = tunnels_by_name(res)
     wrong = ["%s gateway %s NAT %s" % (n, fmt_map(remote_of(tv.get(n))), fmt_map(m))
@@ -765,7 +771,7 @@ def phase2(ck, L, clients, hist):
     everyone_else(ck, clients, (MOVE_FLUSH,), "2c", "after the NAT forgot every mapping")
     record(hist, clients)
     check_remotes(ck, L, clients, "2c", "after the flush")
-    before = {c.name: c.mapping() for c in clients}
+    before = mappings(clients)
     old_ep, old = b.ep, b.mapping()
     late_sqn, late = b.tun.take_seq(), b.udp_echo()     # sent before the move, see 2e
     b.ep = b.endpoint(4501, "%s:4501" % b.name)
@@ -781,7 +787,7 @@ def phase2(ck, L, clients, hist):
          % (b.name, late_sqn), "in_packets", 1, lambda: b.send(late, old_ep, late_sqn),
          also=[expected_reply(late)])
     everyone_else(ck, clients, (MOVE_REBIND,), "2d", "after %s moved" % b.name)
-    after = {c.name: c.mapping() for c in clients}
+    after = mappings(clients)
     moved = [n for n in before if n != b.name and before[n] != after[n]]
     ck.check(not moved, "2d no other client's NAT mapping moved with %s's" % b.name,
              "moved: %s" % moved if moved else "49 mappings unchanged")
@@ -791,8 +797,7 @@ def phase2(ck, L, clients, hist):
 
 def record(hist, clients):
     """Append each client's current mapping to its history (changes only)."""
-    for c in clients:
-        m = c.mapping()
+    for c, m in zip(clients, mappings(clients).values()):
         if m and hist[c.name][-1] != m:
             hist[c.name].append(m)
 
@@ -1214,7 +1219,7 @@ def session(ck, L, cfg):
         misdelivery(ck, clients, t1)
         expect = {"keepalives_in": KA_PER_SENDER * len(KA_SENDERS), "keepalives_out": ka_out,
                   "ka_window_unix": ka_window, "limited": limited,
-                  "hist": hist, "final_map": {c.name: c.mapping() for c in clients},
+                  "hist": hist, "final_map": mappings(clients),
                   "host_msgs": 2 * len(IKE_CLIENTS) + 3,
                   "leaks": [d[:8].hex() for _, _, d in listeners[1].inbox
                             if d[:4] != MARKER] if listeners else []}
@@ -1242,7 +1247,7 @@ def main():
     rng = random.Random(h.seed())
     t0 = time.monotonic()
     failed0 = ck.failed
-    L, cfg = start(ck, rng)
+    L, cfg = start(rng)
     try:
         session(ck, L, cfg)
     finally:
