@@ -9,6 +9,7 @@ packages=(
 	libdpdk-dev dpdk dpdk-dev libipsec-mb-dev libconfig-dev  # dataplane / control; dpdk-dev: testpmd for benchmarks
 	libssl-dev libpcap-dev
 	python3-scapy python3-cryptography tshark jq    # tests, traffic generation
+	ethtool                                         # natt_live.py: veth offloads off
 	clang libclang-rt-14-dev                        # libFuzzer targets
 	strongswan-charon strongswan-swanctl nftables   # test_strongswan.py: IKE peers, the NAT
 	libcharon-extra-plugins libstrongswan-extra-plugins  # kernel-libipsec (userspace ESP), ...

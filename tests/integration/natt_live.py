@@ -496,7 +496,9 @@ class Live:
                 if self.gw_proc.poll() is not None:
                     raise RuntimeError("natt-dataplane exited during start-up (exit %s)\n%s"
                                        % (self.gw_proc.returncode, self.log_tail()))
-                if os.path.exists(rundir + "/config") and os.path.exists(rundir + "/mp_socket"):
+                # natt_ready: set-up (ports, --tap devices) is over, so a
+                # secondary may attach (scripts/natt-gw waits for it too)
+                if os.path.exists(rundir + "/natt_ready") and os.path.exists(rundir + "/mp_socket"):
                     break
                 time.sleep(0.1)
             if wait_applied:
