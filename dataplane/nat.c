@@ -155,34 +155,16 @@ natt_nat_mapping_seen(struct natt_worker *w, struct natt_sa *sa, uint32_t addr, 
 static void
 keepalive_send(struct natt_worker *w, struct natt_sa *sa)
 {
-	const struct natt_port *out = &w->port[w->outside];
-	struct rte_mbuf *m = rte_pktmbuf_alloc(w->pool);
 	const uint16_t len = IPV4_HLEN_MIN + UDP_HLEN + 1;
 	struct rte_ether_hdr *eth;
-	struct rte_ipv4_hdr *ip;
 	struct rte_udp_hdr *udp;
+	struct rte_mbuf *m;
 
-	eth = m == NULL ? NULL : (struct rte_ether_hdr *)rte_pktmbuf_append(m,
-							RTE_ETHER_HDR_LEN + len);
-	if (eth == NULL) {
-		rte_pktmbuf_free(m);
+	eth = natt_frame_new(w, w->outside, NULL, RTE_ETHER_TYPE_IPV4, len, &m);
+	if (eth == NULL)
 		return;             /* the next scan tries again */
-	}
-	eth->dst_addr = out->next_hop;
-	eth->src_addr = out->mac;
-	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-	ip = (struct rte_ipv4_hdr *)(eth + 1);
-	*ip = (struct rte_ipv4_hdr){
-		.version_ihl = RTE_IPV4_VHL_DEF,
-		.total_length = rte_cpu_to_be_16(len),
-		.packet_id = rte_cpu_to_be_16(natt_next_ip_id(w)),
-		.time_to_live = NATT_OUTER_TTL,
-		.next_proto_id = IPPROTO_UDP,
-		.src_addr = sa->local_addr,
-		.dst_addr = sa->remote_addr,
-	};
-	ip->hdr_checksum = rte_ipv4_cksum(ip);
-	udp = (struct rte_udp_hdr *)(ip + 1);
+	udp = natt_ipv4_new(w, (struct rte_ipv4_hdr *)(eth + 1), IPPROTO_UDP, sa->local_addr,
+			    sa->remote_addr, len);
 	udp->src_port = sa->local_port;
 	udp->dst_port = sa->remote_port;
 	udp->dgram_len = rte_cpu_to_be_16(UDP_HLEN + 1);

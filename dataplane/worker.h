@@ -226,6 +226,46 @@ natt_tsc_latest(uint64_t a, uint64_t b, uint64_t c)
 	return m > c ? m : c;
 }
 
+/** A new frame of len bytes after the Ethernet header, from port p to dst
+ *  (NULL: p's next hop), or NULL if no mbuf; *m receives it. */
+static inline struct rte_ether_hdr *
+natt_frame_new(struct natt_worker *w, uint16_t p, const struct rte_ether_addr *dst,
+	       uint16_t ethertype, uint16_t len, struct rte_mbuf **m)
+{
+	struct rte_ether_hdr *eth;
+
+	*m = rte_pktmbuf_alloc(w->pool);
+	eth = *m == NULL ? NULL : (struct rte_ether_hdr *)rte_pktmbuf_append(*m,
+							(uint16_t)(RTE_ETHER_HDR_LEN + len));
+	if (eth == NULL) {
+		rte_pktmbuf_free(*m);
+		return NULL;
+	}
+	eth->dst_addr = dst != NULL ? *dst : w->port[p].next_hop;
+	eth->src_addr = w->port[p].mac;
+	eth->ether_type = rte_cpu_to_be_16(ethertype);
+	return eth;
+}
+
+/** An IPv4 header (20 bytes, DF clear, TTL 64, fresh ID, checksum) of a
+ *  packet we make of tot bytes; returns what follows it. */
+static inline void *
+natt_ipv4_new(struct natt_worker *w, struct rte_ipv4_hdr *ip, uint8_t proto, uint32_t src,
+	      uint32_t dst, uint16_t tot)
+{
+	*ip = (struct rte_ipv4_hdr){
+		.version_ihl = RTE_IPV4_VHL_DEF,
+		.total_length = rte_cpu_to_be_16(tot),
+		.packet_id = rte_cpu_to_be_16(natt_next_ip_id(w)),
+		.time_to_live = NATT_OUTER_TTL,
+		.next_proto_id = proto,
+		.src_addr = src,
+		.dst_addr = dst,
+	};
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	return ip + 1;
+}
+
 struct natt_sa;
 
 /** A NAT keepalive from addr:port (network order): counted on every tunnel
