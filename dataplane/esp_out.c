@@ -112,7 +112,6 @@ icmp_frag_needed(struct natt_worker *w, const struct rte_ipv4_hdr *ip, uint16_t 
 	const struct natt_port *in = &w->port[w->inside];
 	uint16_t quote = RTE_MIN(tot, (uint16_t)(ICMP_MAX_LEN - IPV4_HLEN_MIN - ICMP_HLEN));
 	struct rte_ether_hdr *eth;
-	struct rte_ipv4_hdr *oip;
 	struct rte_icmp_hdr *ic;
 	struct rte_mbuf *m;
 
@@ -124,29 +123,14 @@ icmp_frag_needed(struct natt_worker *w, const struct rte_ipv4_hdr *ip, uint16_t 
 		w->st->counters[NATT_CNT_ICMP_LIMITED]++;
 		return;
 	}
-	m = rte_pktmbuf_alloc(w->pool);
-	eth = m == NULL ? NULL : (struct rte_ether_hdr *)rte_pktmbuf_append(m,
-			RTE_ETHER_HDR_LEN + IPV4_HLEN_MIN + ICMP_HLEN + quote);
+	eth = natt_frame_new(w, w->inside, NULL, RTE_ETHER_TYPE_IPV4,
+			     IPV4_HLEN_MIN + ICMP_HLEN + quote, &m);
 	if (eth == NULL) {
-		rte_pktmbuf_free(m);
 		w->st->counters[NATT_CNT_ICMP_SUPPRESSED]++;
 		return;
 	}
-	eth->dst_addr = in->next_hop;
-	eth->src_addr = in->mac;
-	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-	oip = (struct rte_ipv4_hdr *)(eth + 1);
-	*oip = (struct rte_ipv4_hdr){
-		.version_ihl = RTE_IPV4_VHL_DEF,
-		.total_length = rte_cpu_to_be_16(IPV4_HLEN_MIN + ICMP_HLEN + quote),
-		.packet_id = rte_cpu_to_be_16(natt_next_ip_id(w)),
-		.time_to_live = NATT_OUTER_TTL,
-		.next_proto_id = IPPROTO_ICMP,
-		.src_addr = in->addr,
-		.dst_addr = ip->src_addr,
-	};
-	oip->hdr_checksum = rte_ipv4_cksum(oip);
-	ic = (struct rte_icmp_hdr *)(oip + 1);
+	ic = natt_ipv4_new(w, (struct rte_ipv4_hdr *)(eth + 1), IPPROTO_ICMP, in->addr,
+			   ip->src_addr, IPV4_HLEN_MIN + ICMP_HLEN + quote);
 	ic->icmp_type = 3;                      /* destination unreachable */
 	ic->icmp_code = 4;                      /* fragmentation needed and DF set */
 	ic->icmp_cksum = 0;

@@ -186,20 +186,16 @@ tap_rx(struct natt_worker *w, uint16_t p)
 static void
 arp_request(struct natt_worker *w, uint16_t p)
 {
+	static const struct rte_ether_addr bcast = { .addr_bytes = { 0xff, 0xff, 0xff, 0xff,
+								     0xff, 0xff } };
 	const struct natt_port *pt = &w->port[p];
-	struct rte_mbuf *m = rte_pktmbuf_alloc(w->pool);
 	struct rte_ether_hdr *eth;
 	struct rte_arp_hdr *a;
+	struct rte_mbuf *m;
 
-	eth = m == NULL ? NULL : (struct rte_ether_hdr *)rte_pktmbuf_append(m,
-						RTE_ETHER_HDR_LEN + sizeof(*a));
-	if (eth == NULL) {
-		rte_pktmbuf_free(m);
+	eth = natt_frame_new(w, p, &bcast, RTE_ETHER_TYPE_ARP, sizeof(*a), &m);
+	if (eth == NULL)
 		return;
-	}
-	memset(eth->dst_addr.addr_bytes, 0xff, RTE_ETHER_ADDR_LEN);
-	eth->src_addr = pt->mac;
-	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP);
 	a = (struct rte_arp_hdr *)(eth + 1);
 	a->arp_hardware = rte_cpu_to_be_16(RTE_ARP_HRD_ETHER);
 	a->arp_protocol = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);

@@ -27,50 +27,56 @@
 #include "sa.h"
 #include "worker.h"
 
+/* A keepalive for our tunnel tid: it is alive. */
+static void
+keepalive_count(struct natt_worker *w, uint32_t tid)
+{
+	struct natt_tunnel_stats *t = natt_stats_tunnel(w->hdr, tid);
+
+	if (t->in_spi == 0 || t->owner != w->id)
+		return;                 /* gone, or not ours (any more) */
+	t->keepalives++;
+	t->last_keepalive_tsc = w->now;
+	w->st->counters[NATT_CNT_KEEPALIVES_IN]++;
+}
+
+static void
+peer_post(struct natt_worker *w, uint16_t to, struct natt_peer_upd *u)
+{
+	/* a full ring costs that worker one keepalive or one move */
+	if (w->peer_upd_of != NULL && to < w->n_workers && to != w->id)
+		rte_ring_mp_enqueue_elem(w->peer_upd_of[to], u, sizeof(*u));
+}
+
 void
 natt_keepalive_in(struct natt_worker *w, struct rte_mbuf *m, uint32_t addr, uint16_t port)
 {
-	struct natt_tunnel_stats *t;
-	uint32_t tid;
-	uint16_t owner;
+	uint32_t tid = natt_peer_first(w, addr, port);
 
-	if (!natt_peer_lookup(w, addr, port, &tid, &owner) || tid >= w->max_tunnels) {
-		natt_drop(w, m, NATT_DROP_KEEPALIVE);   /* a peer we do not know */
-		return;
-	}
-	if (owner != w->id) {
-		/* its counters are the owner's to write; a packet passed to us
-		 * already is not passed on again (no ping-pong between stale
-		 * tables) */
-		if (!w->in_handoff) {
-			natt_handoff(w, m, owner);
-			return;
+	/* every tunnel seen at that mapping: the CHILD SAs of one IKE SA share
+	 * it; their counters are their owners' to write */
+	for (unsigned int n = 0; tid != NATT_PEER_NONE && n < NATT_KA_FANOUT; n++) {
+		if (w->peer_own[tid] == w->id) {
+			keepalive_count(w, tid);
+		} else {
+			struct natt_peer_upd u = { .tunnel_id = tid, .kind = NATT_PEER_KEEPALIVE };
+
+			peer_post(w, w->peer_own[tid], &u);
 		}
-		natt_drop(w, m, NATT_DROP_KEEPALIVE);
-		return;
-	}
-	t = natt_stats_tunnel(w->hdr, tid);
-	if (t->in_spi != 0) {
-		t->keepalives++;
-		t->last_keepalive_tsc = w->now;
-		w->st->counters[NATT_CNT_KEEPALIVES_IN]++;
+		tid = w->peer_next[tid];
 	}
 	natt_drop(w, m, NATT_DROP_KEEPALIVE);           /* consumed */
 }
 
-/* Tell the other workers where tunnel tid is seen now. A full ring costs
- * only that worker's attribution of this peer's keepalives (worker.h). */
+/* Tell the other workers where tunnel tid is seen now. */
 void
 natt_peer_upd_post(struct natt_worker *w, uint32_t tid, uint32_t addr, uint16_t port)
 {
 	struct natt_peer_upd u = { .tunnel_id = tid, .addr = addr, .port = port,
-				   .owner = w->id };
+				   .owner = w->id, .kind = NATT_PEER_MOVED };
 
-	if (w->peer_upd_of == NULL)
-		return;
 	for (uint16_t k = 0; k < w->n_workers; k++)
-		if (k != w->id)
-			rte_ring_mp_enqueue_elem(w->peer_upd_of[k], &u, sizeof(u));
+		peer_post(w, k, &u);
 }
 
 void
@@ -80,10 +86,14 @@ natt_peer_upd_drain(struct natt_worker *w)
 
 	if (w->peer_upd == NULL)
 		return;
-	for (unsigned int n = 0; n < 64; n++) {
+	for (unsigned int n = 0; n < 256; n++) {
 		if (rte_ring_sc_dequeue_elem(w->peer_upd, &u, sizeof(u)) != 0)
 			break;
-		if (u.tunnel_id < w->max_tunnels)
+		if (u.tunnel_id >= w->max_tunnels)
+			continue;
+		if (u.kind == NATT_PEER_KEEPALIVE)
+			keepalive_count(w, u.tunnel_id);
+		else
 			natt_peer_set(w, u.tunnel_id, u.owner, u.addr, u.port);
 	}
 }
@@ -145,34 +155,16 @@ natt_nat_mapping_seen(struct natt_worker *w, struct natt_sa *sa, uint32_t addr, 
 static void
 keepalive_send(struct natt_worker *w, struct natt_sa *sa)
 {
-	const struct natt_port *out = &w->port[w->outside];
-	struct rte_mbuf *m = rte_pktmbuf_alloc(w->pool);
 	const uint16_t len = IPV4_HLEN_MIN + UDP_HLEN + 1;
 	struct rte_ether_hdr *eth;
-	struct rte_ipv4_hdr *ip;
 	struct rte_udp_hdr *udp;
+	struct rte_mbuf *m;
 
-	eth = m == NULL ? NULL : (struct rte_ether_hdr *)rte_pktmbuf_append(m,
-							RTE_ETHER_HDR_LEN + len);
-	if (eth == NULL) {
-		rte_pktmbuf_free(m);
+	eth = natt_frame_new(w, w->outside, NULL, RTE_ETHER_TYPE_IPV4, len, &m);
+	if (eth == NULL)
 		return;             /* the next scan tries again */
-	}
-	eth->dst_addr = out->next_hop;
-	eth->src_addr = out->mac;
-	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-	ip = (struct rte_ipv4_hdr *)(eth + 1);
-	*ip = (struct rte_ipv4_hdr){
-		.version_ihl = RTE_IPV4_VHL_DEF,
-		.total_length = rte_cpu_to_be_16(len),
-		.packet_id = rte_cpu_to_be_16(natt_next_ip_id(w)),
-		.time_to_live = NATT_OUTER_TTL,
-		.next_proto_id = IPPROTO_UDP,
-		.src_addr = sa->local_addr,
-		.dst_addr = sa->remote_addr,
-	};
-	ip->hdr_checksum = rte_ipv4_cksum(ip);
-	udp = (struct rte_udp_hdr *)(ip + 1);
+	udp = natt_ipv4_new(w, (struct rte_ipv4_hdr *)(eth + 1), IPPROTO_UDP, sa->local_addr,
+			    sa->remote_addr, len);
 	udp->src_port = sa->local_port;
 	udp->dst_port = sa->remote_port;
 	udp->dgram_len = rte_cpu_to_be_16(UDP_HLEN + 1);

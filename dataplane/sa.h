@@ -191,12 +191,12 @@ int natt_sa_del(struct natt_worker *w, const struct natt_ctl_sa_del *m);
 unsigned int natt_sa_retire_poll(struct natt_worker *w, uint64_t now);
 
 
-/** The tunnel id and owner of the peer at addr:port (network order), from
- *  this worker's peer table. false if unknown. */
-bool natt_peer_lookup(struct natt_worker *w, uint32_t addr, uint16_t port,
-		      uint32_t *tunnel_id, uint16_t *owner);
-/** Record that tunnel tunnel_id (owned by owner) is now seen at addr:port;
- *  forgets the key it had before. */
+/** The first tunnel seen at addr:port (network order), from this worker's
+ *  peer table (the others follow through w->peer_next); NATT_PEER_NONE if
+ *  none. */
+uint32_t natt_peer_first(struct natt_worker *w, uint32_t addr, uint16_t port);
+/** Record that tunnel tunnel_id (owned by owner) is now seen at addr:port
+ *  (addr 0: nowhere); takes it off the key it had before. O(1). */
 void natt_peer_set(struct natt_worker *w, uint32_t tunnel_id, uint16_t owner,
 		   uint32_t addr, uint16_t port);
 

@@ -100,39 +100,69 @@ peers_create(uint16_t id, uint32_t entries)
 	return rte_hash_create(&p);
 }
 
-bool
-natt_peer_lookup(struct natt_worker *w, uint32_t addr, uint16_t port,
-		 uint32_t *tunnel_id, uint16_t *owner)
+uint32_t
+natt_peer_first(struct natt_worker *w, uint32_t addr, uint16_t port)
 {
 	uint64_t key = natt_peer_key(addr, port);
 	void *v;
 
 	if (rte_hash_lookup_data(w->peers, &key, &v) < 0)
-		return false;
-	*tunnel_id = (uint32_t)((uintptr_t)v >> 16);
-	*owner = (uint16_t)(uintptr_t)v;
-	return true;
+		return NATT_PEER_NONE;
+	return (uint32_t)(uintptr_t)v;
+}
+
+/* Take tunnel tid off the chain of its key. */
+static void
+peer_unlink(struct natt_worker *w, uint32_t tid)
+{
+	uint64_t key = w->peer_of[tid];
+	uint32_t prev = w->peer_prev[tid], next = w->peer_next[tid];
+
+	if (prev != NATT_PEER_NONE)
+		w->peer_next[prev] = next;
+	else if (next != NATT_PEER_NONE)       /* it was first: the next one is */
+		rte_hash_add_key_data(w->peers, &key, (void *)(uintptr_t)next);
+	else
+		rte_hash_del_key(w->peers, &key);
+	if (next != NATT_PEER_NONE)
+		w->peer_prev[next] = prev;
+	w->peer_of[tid] = 0;
+	w->peer_next[tid] = w->peer_prev[tid] = NATT_PEER_NONE;
 }
 
 void
 natt_peer_set(struct natt_worker *w, uint32_t tunnel_id, uint16_t owner, uint32_t addr,
 	      uint16_t port)
 {
-	uint64_t key = natt_peer_key(addr, port), old = w->peer_of[tunnel_id];
-	void *v;
+	uint64_t key = natt_peer_key(addr, port);
+	uint32_t first;
 
-	/* forget the old key, unless another tunnel took it over since (two
-	 * peers behind one CGNAT can reuse each other's port) */
-	if (old != 0 && rte_hash_lookup_data(w->peers, &old, &v) >= 0 &&
-	    (uint32_t)((uintptr_t)v >> 16) == tunnel_id)
-		rte_hash_del_key(w->peers, &old);
-	w->peer_of[tunnel_id] = 0;
+	w->peer_own[tunnel_id] = owner;
+	if (w->peer_of[tunnel_id] == key && addr != 0)
+		return;
+	if (w->peer_of[tunnel_id] != 0)
+		peer_unlink(w, tunnel_id);
 	if (addr == 0)
 		return;
-	/* a full table only costs the keepalives of this tunnel their owner */
-	if (rte_hash_add_key_data(w->peers, &key,
-				  (void *)((uintptr_t)tunnel_id << 16 | owner)) == 0)
-		w->peer_of[tunnel_id] = key;
+	/* first of its key; a full table only costs this tunnel its keepalives */
+	first = natt_peer_first(w, addr, port);
+	if (rte_hash_add_key_data(w->peers, &key, (void *)(uintptr_t)tunnel_id) != 0)
+		return;
+	w->peer_of[tunnel_id] = key;
+	w->peer_next[tunnel_id] = first;
+	if (first != NATT_PEER_NONE)
+		w->peer_prev[first] = tunnel_id;
+}
+
+static void *
+per_tunnel_array(const char *what, uint32_t entries, size_t size, int fill)
+{
+	void *p = rte_malloc_socket(what, (size_t)entries * size, RTE_CACHE_LINE_SIZE,
+				    (int)rte_socket_id());
+
+	if (p != NULL)
+		memset(p, fill, (size_t)entries * size);
+	return p;
 }
 
 int
@@ -141,8 +171,10 @@ natt_sa_tables_create(struct natt_worker *w, uint32_t entries)
 	w->sa_in = table_create("in", w->id, entries);
 	w->sa_out = table_create("out", w->id, entries);
 	w->peers = peers_create(w->id, entries);
-	w->peer_of = rte_zmalloc_socket("natt_peer_of", (size_t)entries * sizeof(*w->peer_of),
-					RTE_CACHE_LINE_SIZE, (int)rte_socket_id());
+	w->peer_of = per_tunnel_array("natt_peer_of", entries, sizeof(*w->peer_of), 0);
+	w->peer_next = per_tunnel_array("natt_peer_next", entries, sizeof(*w->peer_next), 0xff);
+	w->peer_prev = per_tunnel_array("natt_peer_prev", entries, sizeof(*w->peer_prev), 0xff);
+	w->peer_own = per_tunnel_array("natt_peer_own", entries, sizeof(*w->peer_own), 0);
 	w->fib = fib_create(w->id, entries);
 	w->out = rte_zmalloc_socket("natt_out_slots", (size_t)entries * sizeof(*w->out),
 				    RTE_CACHE_LINE_SIZE, (int)rte_socket_id());
@@ -151,7 +183,8 @@ natt_sa_tables_create(struct natt_worker *w, uint32_t entries)
 	w->retire_cap = entries;
 	w->default_route = UINT32_MAX;
 	if (w->sa_in == NULL || w->sa_out == NULL || w->fib == NULL || w->out == NULL ||
-	    w->retire == NULL || w->peers == NULL || w->peer_of == NULL)
+	    w->retire == NULL || w->peers == NULL || w->peer_of == NULL ||
+	    w->peer_next == NULL || w->peer_prev == NULL || w->peer_own == NULL)
 		return -ENOMEM;
 	return 0;
 }
@@ -203,7 +236,12 @@ natt_sa_tables_destroy(struct natt_worker *w)
 	rte_hash_free(w->peers);
 	w->peers = NULL;
 	rte_free(w->peer_of);
+	rte_free(w->peer_next);
+	rte_free(w->peer_prev);
+	rte_free(w->peer_own);
 	w->peer_of = NULL;
+	w->peer_next = w->peer_prev = NULL;
+	w->peer_own = NULL;
 }
 
 static int

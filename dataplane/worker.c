@@ -63,7 +63,6 @@ handoff_process(struct natt_worker *w, struct rte_mbuf **pkts, unsigned int n)
 	uint16_t ni = 0, no = 0;
 
 	w->st->counters[NATT_CNT_HANDOFF_IN] += n;
-	w->in_handoff = true;
 	for (unsigned int i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
 
@@ -76,7 +75,6 @@ handoff_process(struct natt_worker *w, struct rte_mbuf **pkts, unsigned int n)
 		natt_inbound(w, in, ni);
 	if (no != 0)
 		natt_outbound(w, out, no);
-	w->in_handoff = false;
 }
 
 static void

@@ -86,10 +86,15 @@ struct natt_worker {
 	IMB_MGR *mgr;
 	struct rte_hash *sa_in;
 	struct rte_hash *sa_out;
-	struct rte_hash *peers;       /* outer addr:port -> tunnel id, owner (sa.h) */
-	uint64_t *peer_of;            /* [max_tunnels] the key each tunnel holds, 0 = none */
+	/* Peer table (sa_table.c): outer addr:port -> the first of the tunnels
+	 * seen there; they are chained through peer_next/peer_prev (the CHILD
+	 * SAs of one IKE SA, say, share a NAT mapping). Per tunnel id: */
+	struct rte_hash *peers;
+	uint64_t *peer_of;            /* the key the tunnel is chained under, 0 = none */
+	uint32_t *peer_next;          /* next / previous tunnel of that key, */
+	uint32_t *peer_prev;          /*   NATT_PEER_NONE at the ends */
+	uint16_t *peer_own;           /* the tunnel's owner */
 	uint32_t n_keepalive;         /* our outbound SAs with keepalive_s != 0 */
-	bool in_handoff;              /* processing packets another worker passed us */
 	struct rte_fib *fib;          /* inner destination -> tunnel id */
 	struct natt_out_slot *out;    /* [max_tunnels] */
 	uint32_t default_route;       /* tunnel id of a /0 remote_ts, or UINT32_MAX */
@@ -221,10 +226,50 @@ natt_tsc_latest(uint64_t a, uint64_t b, uint64_t c)
 	return m > c ? m : c;
 }
 
+/** A new frame of len bytes after the Ethernet header, from port p to dst
+ *  (NULL: p's next hop), or NULL if no mbuf; *m receives it. */
+static inline struct rte_ether_hdr *
+natt_frame_new(struct natt_worker *w, uint16_t p, const struct rte_ether_addr *dst,
+	       uint16_t ethertype, uint16_t len, struct rte_mbuf **m)
+{
+	struct rte_ether_hdr *eth;
+
+	*m = rte_pktmbuf_alloc(w->pool);
+	eth = *m == NULL ? NULL : (struct rte_ether_hdr *)rte_pktmbuf_append(*m,
+							(uint16_t)(RTE_ETHER_HDR_LEN + len));
+	if (eth == NULL) {
+		rte_pktmbuf_free(*m);
+		return NULL;
+	}
+	eth->dst_addr = dst != NULL ? *dst : w->port[p].next_hop;
+	eth->src_addr = w->port[p].mac;
+	eth->ether_type = rte_cpu_to_be_16(ethertype);
+	return eth;
+}
+
+/** An IPv4 header (20 bytes, DF clear, TTL 64, fresh ID, checksum) of a
+ *  packet we make of tot bytes; returns what follows it. */
+static inline void *
+natt_ipv4_new(struct natt_worker *w, struct rte_ipv4_hdr *ip, uint8_t proto, uint32_t src,
+	      uint32_t dst, uint16_t tot)
+{
+	*ip = (struct rte_ipv4_hdr){
+		.version_ihl = RTE_IPV4_VHL_DEF,
+		.total_length = rte_cpu_to_be_16(tot),
+		.packet_id = rte_cpu_to_be_16(natt_next_ip_id(w)),
+		.time_to_live = NATT_OUTER_TTL,
+		.next_proto_id = proto,
+		.src_addr = src,
+		.dst_addr = dst,
+	};
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	return ip + 1;
+}
+
 struct natt_sa;
 
-/** A NAT keepalive from addr:port (network order): counted on its tunnel
- *  (passed to the tunnel's owner first if need be). Consumes m. */
+/** A NAT keepalive from addr:port (network order): counted on every tunnel
+ *  seen there (on another worker's by a message to it). Consumes m. */
 void natt_keepalive_in(struct natt_worker *w, struct rte_mbuf *m, uint32_t addr,
 		       uint16_t port);
 /** An authenticated, newest packet of sa came from addr:port: record it and,
@@ -246,14 +291,21 @@ void natt_host_in(struct natt_worker *w, uint16_t p, struct rte_mbuf *m,
  *  answers, ask for unresolved next hops. */
 void natt_host_poll(struct natt_worker *w);
 
-/* A tunnel's NAT mapping moved (its owner tells the other workers, so that
- * keepalives RSS delivers to them from the new mapping find the tunnel). */
+#define NATT_PEER_NONE UINT32_MAX
+#define NATT_KA_FANOUT 64             /* tunnels one keepalive is counted on, at most */
+
+/* Between workers, on the receiver's natt_peer_<w> ring: */
+enum natt_peer_upd_kind {
+	NATT_PEER_MOVED = 0,          /* the owner's tunnel is seen at addr:port now */
+	NATT_PEER_KEEPALIVE = 1,      /* a keepalive for the receiver's tunnel came in */
+};
+
 struct natt_peer_upd {
 	uint32_t tunnel_id;
 	uint32_t addr;                /* network order */
 	uint16_t port;                /* network order */
 	uint16_t owner;
-	uint32_t pad;
+	uint32_t kind;                /* enum natt_peer_upd_kind */
 };
 
 #define NATT_PEER_RING_SIZE 1024
@@ -261,7 +313,8 @@ struct natt_peer_upd {
 /** Tell every other worker that our tunnel tunnel_id is seen at addr:port. */
 void natt_peer_upd_post(struct natt_worker *w, uint32_t tunnel_id, uint32_t addr,
 			uint16_t port);
-/** Apply the mapping moves other workers posted (between bursts). */
+/** Apply the mapping moves and keepalives other workers posted (between
+ *  bursts). */
 void natt_peer_upd_drain(struct natt_worker *w);
 
 /** Inbound: frames from the outside port, any mix of kinds. Consumes all. */

@@ -10,6 +10,7 @@ packages=(
 	libssl-dev libpcap-dev
 	python3-scapy python3-cryptography tshark jq    # tests, traffic generation
 	nftables conntrack                              # test_nat: a real NAT (masquerade) and its table
+	ethtool                                         # natt_live.py: veth offloads off
 	clang libclang-rt-14-dev                        # libFuzzer targets
 	strongswan-charon strongswan-swanctl nftables   # test_strongswan.py: IKE peers, the NAT
 	libcharon-extra-plugins libstrongswan-extra-plugins  # kernel-libipsec (userspace ESP), ...

@@ -183,13 +183,14 @@ def _comm(pid):
         return ""
 
 
-def cleanup_stale():
-    """Delete namespaces of earlier runs of this harness whose owner process
-    (the pid in the name) is gone, with whatever still runs in them."""
+def cleanup_stale(ns_prefix=NS_PREFIX):
+    """Delete namespaces of earlier runs of this harness (names ns_prefix
+    <pid>-...) whose owner process is gone, with whatever still runs in them,
+    and their DPDK runtime dirs and hugepage files (prefixes the same)."""
     p = _run(["ip", "netns", "list"], check=False)
     for line in p.stdout.splitlines():
         name = line.split()[0] if line.split() else ""
-        m = re.match(re.escape(NS_PREFIX) + r"(\d+)-", name)
+        m = re.match(re.escape(ns_prefix) + r"(\d+)-", name)
         if not m or _pid_alive(int(m.group(1))):
             continue
         pids = _run(["ip", "netns", "pids", name], check=False).stdout.split()
@@ -200,8 +201,8 @@ def cleanup_stale():
                 pass
         _run(["ip", "netns", "del", name], check=False)
     # DPDK runtime dirs and hugepage files of dead runs (natt-gw killed
-    # before its own cleanup ran): prefixes are natt-live-<pid>-<hex>
-    stale = re.compile(r"^natt-live-(\d+)-[0-9a-f]+")
+    # before its own cleanup ran): prefixes are <ns_prefix><pid>-<hex>
+    stale = re.compile("^" + re.escape(ns_prefix) + r"(\d+)-[0-9a-f]+")
     try:
         with open("/proc/mounts") as f:
             mnts = [l.split()[1] for l in f if l.split()[2] == "hugetlbfs"]
@@ -537,7 +538,8 @@ class Live:
                 if self.gw_proc.poll() is not None:
                     raise RuntimeError("natt-dataplane exited during start-up (exit %s)\n%s"
                                        % (self.gw_proc.returncode, self.log_tail()))
-                # as scripts/natt-gw: natt_ready once ports and --tap devices are set up
+                # natt_ready: set-up (ports, --tap devices) is over, so a
+                # secondary may attach (scripts/natt-gw waits for it too)
                 if os.path.exists(rundir + "/natt_ready") and os.path.exists(rundir + "/mp_socket"):
                     break
                 time.sleep(0.1)

@@ -113,42 +113,9 @@ class Skip(Exception):
 
 
 def cleanup_stale():
-    """Namespaces of earlier runs whose owner (pid in the name) is gone."""
-    for line in run(["ip", "netns", "list"], check=False).stdout.splitlines():
-        name = line.split()[0] if line.split() else ""
-        m = re.match(re.escape(NS_PREFIX) + r"(\d+)-", name)
-        if not m or nl._pid_alive(int(m.group(1))):
-            continue
-        for pid in run(["ip", "netns", "pids", name], check=False).stdout.split():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
-        run(["ip", "netns", "del", name], check=False)
-    # DPDK runtime dirs and hugepage files of runs killed before natt-gw's
-    # own cleanup: prefixes are natt-sw-<pid>-<hex>
-    stale = re.compile(r"^natt-sw-(\d+)-[0-9a-f]+")
-    try:
-        with open("/proc/mounts") as f:
-            mnts = [l.split()[1] for l in f if l.split()[2] == "hugetlbfs"]
-    except OSError:
-        mnts = []
-    for d in ["/var/run/dpdk"] + mnts:
-        try:
-            names = os.listdir(d)
-        except OSError:
-            continue
-        for n in names:
-            m = stale.match(n)
-            if m and not nl._pid_alive(int(m.group(1))):
-                path = os.path.join(d, n)
-                if os.path.isdir(path):
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    try:
-                        os.unlink(path)
-                    except OSError:
-                        pass
+    """Namespaces and DPDK files of earlier runs whose owner (pid in the name)
+    is gone."""
+    nl.cleanup_stale(NS_PREFIX)
 
 
 # ethtool is not always installed: switch offloads off with its ioctl
