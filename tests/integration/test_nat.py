@@ -257,6 +257,13 @@ def mappings(clients):
     return {c.name: c.mapping(flows=flows) for c in clients}
 
 
+def icmp_counters(ns):
+    """The kernel's ICMP counters in ns (/proc/net/snmp): {"InEchos": n, ...}."""
+    rows = [l.split()[1:] for l in nsrun(ns, "cat", "/proc/net/snmp").stdout.splitlines()
+            if l.startswith("Icmp:")]
+    return dict(zip(rows[0], map(int, rows[1]))) if len(rows) >= 2 else {}
+
+
 def client_addr(k):
     return "10.0.0.%d" % (9 + k)
 
@@ -690,10 +697,13 @@ def phase1(ck, L, clients, echo_lines):
         heard.setdefault(src, []).append(bytes.fromhex(hexdata))
     missing = [c.name for c in clients
                if ("%s udp 1" % c.name).encode() not in heard.get(c.inner, [])]
-    ck.check(not missing and len(heard) == N_CLIENTS,
-             "1a every client's UDP echo request arrives decrypted in the inside namespace",
-             "responder heard %d inner sources; missing: %s" % (len(heard), missing[:10])
-             if missing else "%d clients heard by the responder" % len(heard))
+    icmp = icmp_counters(L.ins)
+    ck.check(not missing and len(heard) == N_CLIENTS and icmp.get("InEchos") == N_CLIENTS,
+             "1a every client's UDP and ICMP echo request arrives decrypted in the inside "
+             "namespace (UDP responder's log, the kernel's IcmpInEchos)",
+             "responder heard %d inner sources%s; inside kernel IcmpInEchos %s OutEchoReps %s"
+             % (len(heard), "; missing: %s" % missing[:10] if missing else "",
+                icmp.get("InEchos"), icmp.get("OutEchoReps")))
     ck.check(not probs, "1b every client gets its UDP and ICMP echo reply back through "
              "the NAT, sealed under its outbound SA, inner reply correct",
              summary(probs) + ("; " + diag(L) if probs else "") if probs else
@@ -959,11 +969,15 @@ def phase5(ck, L, clients, listeners, tap):
     ck.check(not bad4500, "5c IKE on UDP 4500 behind the non-ESP marker reaches the 4500 "
              "listener intact, and its reply reaches the right client",
              "; ".join(bad4500) if bad4500 else "%d requests and replies" % len(ike))
+    k0 = icmp_counters(L.ns)
     answered = ping(L, clients[0].addr, GW_OUT, 3)
-    ck.check(answered == [1, 2, 3],
+    k1 = icmp_counters(L.ns)
+    dk = {k: k1.get(k, 0) - k0.get(k, 0) for k in ("InEchos", "OutEchoReps")}
+    ck.check(answered == [1, 2, 3] and dk == {"InEchos": 3, "OutEchoReps": 3},
              "5d a ping (3 ICMP echo requests) from the clients namespace to %s is answered by "
              "the gw namespace's kernel through the TAP" % GW_OUT,
-             "echo replies for sequence numbers %s" % answered)
+             "echo replies for sequence numbers %s; gw kernel IcmpInEchos +%d OutEchoReps +%d"
+             % (answered, dk["InEchos"], dk["OutEchoReps"]))
     nb = run(["ip", "-n", L.ns, "-j", "neigh", "show", "dev", tap, NAT_PUB], check=False)
     try:
         ent = (json.loads(nb.stdout or "[]") or [{}])[0]
