@@ -6,7 +6,7 @@ Four network namespaces of this run (natt_live.py deletes them, also those of
 a killed earlier run):
 
   clients             nat (masquerade)         gw                         inside
-  cl0 10.0.0.10-59 --- ni0 10.0.0.1
+  cl0 10.0.0.10-60 --- ni0 10.0.0.1
                        no0 198.51.100.1 ------ vo0  DPDK port 0, outside,
                                                     198.51.100.2, next_hop
                                                     "198.51.100.1" (ARP)
@@ -40,6 +40,8 @@ Checks (numbered as in issue 6, "Tested through a real NAT"):
      clients keep working, and after the rebind no other mapping moved.
      At the end, per-tunnel mapping_changes / prev_remote and the counters
      nat_mapping_changes / nat_mapping_followed match the NAT's history.
+     2h/2i: a 51st client whose tunnel is pinned (remote 198.51.100.1:4999):
+     its packets are delivered and the move reported, outbound stays put.
   3. a forged packet (client 30's SPI, the next sequence number, garbage
      ciphertext/ICV), a replayed genuine packet and an older never-seen
      genuine packet (authentic, but not the highest sequence number), each
@@ -105,12 +107,14 @@ KA_SENDERS = (3, 4, 5, 6, 7)    # send NAT-keepalives
 KA_PER_SENDER = 3
 KA_STRANGER = 8                 # sends one keepalive from an unknown mapping
 IKE_CLIENTS = (41, 42, 43, 44, 45)
+PINNED = N_CLIENTS + 1          # one more client, its tunnel pinned (2h, 2i)
+PIN_PORT = 4999                 # its configured remote_port: no client has it
 EXC_RATE = 50                   # dataplane.exception_rate: punts per second per worker
 EXC_BURST = 200                 # IKE datagrams sent at once at the end (5g)
 MARKER = b"\0\0\0\0"            # RFC 3948 2.2 non-ESP marker
 WAIT = 6.0                      # seconds a reply may take over the af_packet path
 ERROR_FREE = ("keepalive", "ike")   # drop reasons that are not errors
-N_CHECKS = 38                   # every check of a full run (a skipped one is a test bug)
+N_CHECKS = 40                   # every check of a full run (a skipped one is a test bug)
 
 # Every UDP socket of the test sends checksum 0 (SO_NO_CHECK; valid for IPv4,
 # and what RFC 3948 2.1 asks of ESP-in-UDP senders): with checksum offload on
@@ -206,7 +210,7 @@ class NatLive(nl.Live):
         ip = ["ip", "-n", self.cl]
         batch = os.path.join(self.workdir, "clients.ip")
         with open(batch, "w") as f:
-            for k in range(1, N_CLIENTS + 1):
+            for k in range(1, PINNED + 1):
                 f.write("addr add %s/24 dev cl0\n" % client_addr(k))
         run(ip + ["-batch", batch])
         run(ip + ["link", "set", "dev", "cl0", "multicast", "off", "up"])
@@ -599,7 +603,7 @@ def diag(L):
 
 def start(rng):
     tunnels, spis = [], set()
-    for k in range(1, N_CLIENTS + 1):
+    for k in range(1, PINNED + 1):
         algo = "aes-gcm-128" if k % 2 else "aes-gcm-256"
         kl = 16 if k % 2 else 32
         t = nt.Tunnel("c-%d" % k, NAT_PUB, 4500, algo, False, nt.unique_spi(rng, spis),
@@ -609,6 +613,9 @@ def start(rng):
             t.extra["nat_mapping_change"] = '"follow"'      # odd ones: the default
         if k == KA_TUNNEL:
             t.extra["keepalive"] = KA_S
+        if k == PINNED:
+            t.remote_port = PIN_PORT
+            t.extra["nat_mapping_change"] = '"pin"'
         tunnels.append(t)
     gw = nt.Gateway(outside_addr=GW_OUT, inside_addr=GW_IN, outside_next_hop_ip=NAT_PUB,
                     inside_next_hop=MAC["vi1"])
@@ -803,6 +810,35 @@ def phase2(ck, L, clients, hist):
              "moved: %s" % moved if moved else "49 mappings unchanged")
     record(hist, clients)
     check_remotes(ck, L, clients, "2d", "after the rebind")
+
+
+def pin_phase(ck, L, p, echo_lines):
+    """2h: a pinned tunnel (configured 198.51.100.1:4999, which no client
+    has): its packet is delivered and the move reported, but outbound stays
+    where the file says, so nothing comes back through the NAT."""
+    m = p.ep.mark()
+    req = p.udp_echo()
+    p.send(req)
+    load = bytes(req[UDP].payload)
+    heard = wait_until(lambda: any(l.startswith(p.inner + " ") and
+                                   l.endswith(load.hex()) for l in echo_lines()), WAIT)
+    real = p.mapping()
+    evs, err = mapping_events(L, p.name, real)
+    ev = [e for e in evs if (e.get("addr"), e.get("port")) == real]
+    time.sleep(0.5)         # time for a (wrong) reply to come back
+    back = [d for _, _, d in p.ep.since(m)]
+    tv, err2 = tunnel_view(L, p.name)
+    ck.check(heard and ev and not (ev[0].get("value") or 0) & 1 and not back and
+             remote_of(tv) == (NAT_PUB, PIN_PORT),
+             "2h pinned tunnel %s (remote %s:%d): its packet from %s is delivered, the move is "
+             "reported (NAT_MAPPING not marked followed), outbound stays at the configured "
+             "peer, so no reply comes back" % (p.name, NAT_PUB, PIN_PORT, fmt_map(real)),
+             "responder %s it; events %s; gateway remote %s; %d datagram(s) back at %s%s" % (
+                 "heard" if heard else "did not hear",
+                 [(e.get("old_port"), e.get("port"), e.get("value")) for e in evs],
+                 fmt_map(remote_of(tv)), len(back), p.ep.label,
+                 "".join(" (%s)" % e for e in (err, err2) if e)))
+    return real
 
 
 def record(hist, clients):
@@ -1096,10 +1132,23 @@ def final_checks(ck, L, clients, stats, expect):
              "; ".join(wrong) if wrong else "none other (ike %d)" % d.get("ike", 0))
     per_tunnel_checks(ck, clients, tv, expect)
     n_moves = sum(len(x) - 1 for x in expect["hist"].values())
-    ck.check(c.get("nat_mapping_changes") == n_moves and c.get("nat_mapping_followed") == n_moves,
-             "2g counters nat_mapping_changes and nat_mapping_followed = the %d moves the NAT "
-             "made (all followed)" % n_moves, "nat_mapping_changes %s, nat_mapping_followed %s"
+    ck.check(c.get("nat_mapping_changes") == n_moves + 1 and
+             c.get("nat_mapping_followed") == n_moves,
+             "2g counters: nat_mapping_changes = the %d moves the NAT made + the pinned "
+             "tunnel's, nat_mapping_followed = %d" % (n_moves, n_moves),
+             "nat_mapping_changes %s, nat_mapping_followed %s"
              % (c.get("nat_mapping_changes", "absent"), c.get("nat_mapping_followed", "absent")))
+    pt, pc = tv.get(expect["pinned"].name, {}), expect["pinned"]
+    ck.check(remote_of(pt) == (NAT_PUB, PIN_PORT) and remote_of(pt, "seen") ==
+             expect["pin_moved"] and pt.get("nat_mapping") == "pin" and
+             (pt.get("pin_ignored") or 0) >= 1 and pt.get("in_packets") == pc.genuine and
+             pt.get("out_packets") == pc.genuine,
+             "2i final --stats-json of pinned %s: remote %s:%d, seen %s, nat_mapping pin, "
+             "pin_ignored >= 1, every packet in delivered and its reply sealed"
+             % (pc.name, NAT_PUB, PIN_PORT, fmt_map(expect["pin_moved"])),
+             " ".join("%s %s" % (k, pt.get(k, "absent")) for k in (
+                 "remote", "seen", "nat_mapping", "pin_ignored", "mapping_changes",
+                 "in_packets", "out_packets")))
     ka_in = c.get("keepalives_attributed")
     senders = [tv.get("c-%d" % k, {}) for k in KA_SENDERS]
     t0, t1 = expect["ka_window_unix"]
@@ -1219,6 +1268,7 @@ def session(ck, L, cfg):
         listeners = ike_listeners(net, L) if tap else None
         responder, echo_lines = start_responder(L)
         clients = [Client(net, L, k, t) for k, t in enumerate(L.tunnels, 1)]
+        pinned = clients.pop()
         hist = {c.name: [(NAT_PUB, 4500)] for c in clients}
         t0 = time.monotonic()
         phase1(ck, L, clients, echo_lines)
@@ -1226,14 +1276,16 @@ def session(ck, L, cfg):
         record(hist, clients)
         print("     phase 1: %.1f s" % (t1 - t0), flush=True)
         phase2(ck, L, clients, hist)
+        pin_moved = pin_phase(ck, L, pinned, echo_lines)
         phase3(ck, L, clients)
         ka_out, ka_window = phase4(ck, L, clients)
         limited = phase5(ck, L, clients, listeners, tap)
         print("     phases 2-5: %.1f s" % (time.monotonic() - t1), flush=True)
-        misdelivery(ck, clients, t1)
+        misdelivery(ck, clients + [pinned], t1)
         expect = {"keepalives_in": KA_PER_SENDER * len(KA_SENDERS), "keepalives_out": ka_out,
                   "ka_window_unix": ka_window, "limited": limited,
-                  "hist": hist, "final_map": mappings(clients),
+                  "hist": hist, "final_map": mappings(clients), "pinned": pinned,
+                  "pin_moved": pin_moved,
                   "host_msgs": 2 * len(IKE_CLIENTS) + 3,
                   "leaks": [d[:8].hex() for _, _, d in listeners[1].inbox
                             if d[:4] != MARKER] if listeners else []}
