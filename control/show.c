@@ -508,6 +508,19 @@ json_sums(FILE *f, const struct tunnel_sums *sum)
 		sum->idle, sum->grace, sum->mapping_changes);
 }
 
+/* The v4 keys of `show tunnel(s) --json`: NAT-T behaviour, outbound drops. */
+static void
+json_tunnel_nat(FILE *f, const struct show_clock *c, const struct natt_tunnel_stats *t)
+{
+	fprintf(f, ", \"nat_mapping\": \"%s\"", mapping_policy(t));
+	json_addr(f, "seen_addr", "seen_port", t->seen_addr, t->seen_port);
+	fprintf(f, ", \"pin_ignored\": %u, \"keepalive_s\": %u, \"keepalives_sent\": %" PRIu64,
+		t->pin_ignored, t->keepalive_s, t->keepalives_sent);
+	json_unix(f, "last_keepalive_sent_unix", tsc_ns(c, t->last_keepalive_sent_tsc));
+	fprintf(f, ", \"too_big\": %" PRIu64 ", \"fragmented\": %" PRIu64 ", \"bad_trailer\": %"
+		PRIu64, t->too_big, t->fragmented, t->bad_trailer);
+}
+
 static void
 json_tunnels(const struct show *s)
 {
@@ -521,6 +534,8 @@ json_tunnels(const struct show *s)
 			continue;
 		fprintf(s->out, "%s\n  {", sum.n ? "," : "");
 		json_tunnel_fields(s, &t, id);
+		fprintf(s->out, ", \"keepalives\": %" PRIu64, t.keepalives);
+		json_tunnel_nat(s->out, &s->clk, &t);
 		fprintf(s->out, "}");
 		sums_add(&sum, &t);
 	}
@@ -708,19 +723,6 @@ text_tunnel(const struct show *s, const struct natt_tunnel_stats *t, uint32_t id
 		fprintf(f, "  %-18s not available\n", "journal");
 	else
 		text_tunnel_journal(f, &s->clk, jt);
-}
-
-/* The v4 keys of `show tunnel NAME --json`: NAT-T behaviour, outbound drops. */
-static void
-json_tunnel_nat(FILE *f, const struct show_clock *c, const struct natt_tunnel_stats *t)
-{
-	fprintf(f, ", \"nat_mapping\": \"%s\"", mapping_policy(t));
-	json_addr(f, "seen_addr", "seen_port", t->seen_addr, t->seen_port);
-	fprintf(f, ", \"pin_ignored\": %u, \"keepalive_s\": %u, \"keepalives_sent\": %" PRIu64,
-		t->pin_ignored, t->keepalive_s, t->keepalives_sent);
-	json_unix(f, "last_keepalive_sent_unix", tsc_ns(c, t->last_keepalive_sent_tsc));
-	fprintf(f, ", \"too_big\": %" PRIu64 ", \"fragmented\": %" PRIu64 ", \"bad_trailer\": %"
-		PRIu64, t->too_big, t->fragmented, t->bad_trailer);
 }
 
 static void

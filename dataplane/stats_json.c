@@ -105,6 +105,20 @@ natt_stats_json(FILE *f, struct natt_stats_hdr *h)
 			", \"tx_bytes\": %" PRIu64 "}", p ? "," : "", p,
 			h->port_names[p], sum.port[p].rx_packets, sum.port[p].rx_bytes,
 			sum.port[p].tx_packets, sum.port[p].tx_bytes);
+	/* exception path: tx = punted to the host, rx = what the host sent */
+	fprintf(f, "\n  ],\n  \"taps\": [");
+	for (uint32_t p = 0, n = 0; p < h->n_ports; p++) {
+		uint32_t t = h->tap_of[p];
+
+		if (t == NATT_NO_TAP || t >= NATT_MAX_PORTS)
+			continue;
+		fprintf(f, "%s\n    {\"port\": %u, \"tap\": \"%.*s\", \"tap_port\": %u, "
+			"\"rx_packets\": %" PRIu64 ", \"rx_bytes\": %" PRIu64 ", \"tx_packets\": %"
+			PRIu64 ", \"tx_bytes\": %" PRIu64 "}", n++ ? "," : "", p,
+			(int)sizeof(h->tap_names[p]) - 1, h->tap_names[p], t,
+			sum.port[t].rx_packets, sum.port[t].rx_bytes, sum.port[t].tx_packets,
+			sum.port[t].tx_bytes);
+	}
 	fprintf(f, "\n  ],\n  \"per_worker\": [");
 	for (uint32_t w = 0; w < h->n_workers; w++) {
 		fprintf(f, "%s\n    {\"worker\": %u, \"generation\": %" PRIu64 ", ",
