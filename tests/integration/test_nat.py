@@ -114,7 +114,7 @@ EXC_BURST = 200                 # IKE datagrams sent at once at the end (5g)
 MARKER = b"\0\0\0\0"            # RFC 3948 2.2 non-ESP marker
 WAIT = 6.0                      # seconds a reply may take over the af_packet path
 ERROR_FREE = ("keepalive", "ike")   # drop reasons that are not errors
-N_CHECKS = 40                   # every check of a full run (a skipped one is a test bug)
+N_CHECKS = 41                   # every check of a full run (a skipped one is a test bug)
 
 # Every UDP socket of the test sends checksum 0 (SO_NO_CHECK; valid for IPv4,
 # and what RFC 3948 2.1 asks of ESP-in-UDP senders): with checksum offload on
@@ -1090,7 +1090,7 @@ def ping(L, src, dst, n, timeout=3.0):
 
 
 def final_checks(ck, L, clients, stats, expect):
-    """1e, 2f, 2g, 4a, 4c, 5f, 6a-6d on the final --stats-json."""
+    """1e, 2f, 2g, 2i, 4a, 4c, 5f, 6a-6e on the final --stats-json."""
     try:
         with open(L.log_path, errors="replace") as f:
             reports = [l for l in f.read().splitlines()
@@ -1120,6 +1120,7 @@ def final_checks(ck, L, clients, stats, expect):
                  c.get("icmp_too_big_sent"), c.get("keepalives_sent"), c.get("arp_requests"),
                  c.get("tx_packets"), sum(d.values()), c.get("fragmented"),
                  "; counters absent: %s" % missing if missing else ""))
+    port_sums(ck, L, stats)
     want = {"auth_failed": 1, "replay": 1, "keepalive": expect["keepalives_in"] + 1}
     if L.tap is not None:
         want["exception_limited"] = expect["limited"]
@@ -1191,6 +1192,28 @@ def final_checks(ck, L, clients, stats, expect):
                  "never reached the 4500 listener" % n,
                  "exception_punted %s, host_tx %s; non-IKE datagrams at listener:4500: %s" % (
                      c.get("exception_punted"), c.get("host_tx"), expect["leaks"] or "none"))
+
+
+def port_sums(ck, L, stats):
+    """6e: ports and TAPs add up to the totals; a TAP's tx is what was punted
+    to the host, its rx what the host sent."""
+    c = stats.get("counters", {})
+    ports, taps = stats.get("ports", []), stats.get("taps")
+    tot = {k: sum(p.get(k, 0) for p in ports + (taps or [])) for k in ("rx_packets",
+                                                                     "tx_packets")}
+    t_tx = sum(t.get("tx_packets", 0) for t in taps or [])
+    t_rx = sum(t.get("rx_packets", 0) for t in taps or [])
+    names = sorted(t.get("tap") for t in taps or [])
+    ck.check(taps is not None and tot["rx_packets"] == c.get("rx_packets") and
+             tot["tx_packets"] == c.get("tx_packets") and t_tx == c.get("exception_punted") and
+             t_rx == c.get("host_tx") and (L.tap is None or L.tap + "0" in names),
+             "6e the ports' and TAPs' packets add up to rx_packets / tx_packets; the TAPs' tx "
+             "= exception_punted, their rx = host_tx",
+             "ports+taps rx %d (rx_packets %s) tx %d (tx_packets %s); taps %s tx %d "
+             "(exception_punted %s) rx %d (host_tx %s)" % (
+                 tot["rx_packets"], c.get("rx_packets"), tot["tx_packets"], c.get("tx_packets"),
+                 names if taps is not None else "absent", t_tx, c.get("exception_punted"),
+                 t_rx, c.get("host_tx")))
 
 
 def per_tunnel_checks(ck, clients, tv, expect):
