@@ -1265,17 +1265,26 @@ def per_tunnel_checks(ck, clients, tv, expect):
 
 
 def misdelivery(ck, clients, t_phase1):
-    """1f: no socket got another tunnel's ESP; no keepalive where none is due."""
-    bad = []
+    """1f: no socket got another tunnel's ESP; no keepalive where none is due;
+    each tunnel's outbound sequence numbers arrived once each, 1..n."""
+    bad, seqs = [], []
     for c in clients:
+        got = []
         for ep in (e for e in c.eps if e.esp):
             for _, src, d in ep.inbox:
-                if kind(d) == "esp" and d[:4] != struct.pack("!I", c.tun.out_spi):
+                if kind(d) != "esp":
+                    continue
+                if d[:4] != struct.pack("!I", c.tun.out_spi):
                     bad.append("%s got SPI 0x%s from %s:%d" % (ep.label, d[:4].hex(), *src))
+                else:
+                    got.append(struct.unpack("!I", d[4:8])[0])
+        if sorted(got) != list(range(1, len(got) + 1)):
+            seqs.append("%s sequence numbers %s" % (c.name, sorted(got)))
     ka = stray_keepalives(clients, t_phase1)
-    ck.check(not bad and not ka, "1f no client socket ever got another tunnel's ESP, or a "
-             "keepalive its tunnel does not send",
-             "; ".join((bad + ka)[:8]) if bad or ka else "none")
+    ck.check(not bad and not ka and not seqs, "1f no client socket ever got another tunnel's "
+             "ESP, or a keepalive its tunnel does not send; every tunnel's ESP arrived with "
+             "sequence numbers 1..n, each once",
+             "; ".join((bad + ka + seqs)[:8]) if bad or ka or seqs else "none")
 
 
 def session(ck, L, cfg):
