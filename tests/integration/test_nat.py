@@ -1104,8 +1104,24 @@ def final_checks(ck, L, clients, stats, expect):
                     L.final_stats_error or ""):
         return
     c = stats.get("counters", {})
-    d = stats.get("drops", {})
     tv = stats.get("tunnels", {})
+    accounting(ck, L, stats, expect)
+    per_tunnel_checks(ck, clients, tv, expect)
+    nat_counters(ck, c, tv, expect)
+    keepalive_counters(ck, c, tv, expect)
+    if L.tap is not None:
+        n = expect["host_msgs"]
+        ck.check(c.get("exception_punted", 0) >= n and c.get("host_tx", 0) >= n and
+                 not expect["leaks"],
+                 "5f exception_punted and host_tx count the host's traffic (>= %d each); ESP "
+                 "never reached the 4500 listener" % n,
+                 "exception_punted %s, host_tx %s; non-IKE datagrams at listener:4500: %s" % (
+                     c.get("exception_punted"), c.get("host_tx"), expect["leaks"] or "none"))
+
+
+def accounting(ck, L, stats, expect):
+    """6a, 6e, 6b: every packet accounted for, no drop not caused on purpose."""
+    c, d = stats.get("counters", {}), stats.get("drops", {})
     lhs = sum(c.get(k, 0) for k in ("rx_packets", "fragments_out", "icmp_too_big_sent",
                                     "keepalives_sent", "arp_requests"))
     rhs = c.get("tx_packets", 0) + sum(d.values()) + c.get("fragmented", 0)
@@ -1131,7 +1147,10 @@ def final_checks(ck, L, clients, stats, expect):
              "the %d client keepalives (keepalive) and the burst over exception_rate "
              "(exception_limited %d)" % (expect["keepalives_in"] + 1, expect["limited"]),
              "; ".join(wrong) if wrong else "none other (ike %d)" % d.get("ike", 0))
-    per_tunnel_checks(ck, clients, tv, expect)
+
+
+def nat_counters(ck, c, tv, expect):
+    """2g, 2i: the mapping counters; the pinned tunnel's view."""
     n_moves = sum(len(x) - 1 for x in expect["hist"].values())
     ck.check(c.get("nat_mapping_changes") == n_moves + 1 and
              c.get("nat_mapping_followed") == n_moves,
@@ -1150,6 +1169,10 @@ def final_checks(ck, L, clients, stats, expect):
              " ".join("%s %s" % (k, pt.get(k, "absent")) for k in (
                  "remote", "seen", "nat_mapping", "pin_ignored", "mapping_changes",
                  "in_packets", "out_packets")))
+
+
+def keepalive_counters(ck, c, tv, expect):
+    """4a, 4c: keepalives attributed (per tunnel, when) and sent."""
     ka_in = c.get("keepalives_attributed")
     senders = [tv.get("c-%d" % k, {}) for k in KA_SENDERS]
     t0, t1 = expect["ka_window_unix"]
@@ -1184,14 +1207,6 @@ def final_checks(ck, L, clients, stats, expect):
                  c.get("keepalives_sent", "absent"), KA_TUNNEL,
                  kt.get("keepalives_sent", "absent"), kt.get("keepalive_s", "absent"),
                  expect["keepalives_out"], others or "none"))
-    if L.tap is not None:
-        n = expect["host_msgs"]
-        ck.check(c.get("exception_punted", 0) >= n and c.get("host_tx", 0) >= n and
-                 not expect["leaks"],
-                 "5f exception_punted and host_tx count the host's traffic (>= %d each); ESP "
-                 "never reached the 4500 listener" % n,
-                 "exception_punted %s, host_tx %s; non-IKE datagrams at listener:4500: %s" % (
-                     c.get("exception_punted"), c.get("host_tx"), expect["leaks"] or "none"))
 
 
 def port_sums(ck, L, stats):
