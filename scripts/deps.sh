@@ -12,7 +12,7 @@ packages=(
 	nftables conntrack                              # test_nat: a real NAT (masquerade) and its table
 	ethtool                                         # natt_live.py: veth offloads off
 	clang libclang-rt-14-dev                        # libFuzzer targets
-	strongswan-charon strongswan-swanctl nftables   # test_strongswan.py: IKE peers, the NAT
+	strongswan-charon strongswan-swanctl            # test_strongswan.py: IKE peers
 	libcharon-extra-plugins libstrongswan-extra-plugins  # kernel-libipsec (userspace ESP), ...
 )
 
