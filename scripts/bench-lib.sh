@@ -92,9 +92,10 @@ secgw_rate() { python3 "$SHARED/parse_stats.py" secgw "$1" 2 | awk '{print $1}';
 testpmd_rate() { python3 "$SHARED/parse_stats.py" testpmd "$1" 2 | awk '{print $1}'; }
 
 # measured KIND NAME cmd... -> echoes the rate (Mpps); retries disturbed runs. Logs go
-# to $WORK/logs/NAME.log; every try is a line in $RETRIES.
+# to $WORK/logs/NAME.log; every try is a line in $RETRIES; NAME.rate holds "Mpps
+# disturbed(0|1) worker-share machine-busy-cores load1" of the run kept.
 measured() {
-	local kind=$1 name=$2 try v lg; shift 2
+	local kind=$1 name=$2 try v lg bad; shift 2
 	for try in $(seq 1 "$MAXTRY"); do
 		wait_quiet
 		lg=$WORK/logs/$name.log
@@ -102,12 +103,14 @@ measured() {
 		v=$("${kind}_rate" "$lg")
 		declare -F "${kind}_after" > /dev/null && "${kind}_after" "$name" "$lg"
 		echo "$name try $try: $v Mpps, worker $RUN_SHARE of a core, machine busy $RUN_BUSY cores, load $(cut -d' ' -f1 /proc/loadavg)${RUN_OTHERS:+, others: $(echo "$RUN_OTHERS" | awk '{print $2}' | sort -u | tr '\n' ' ')}" >> "$RETRIES"
+		bad=1
 		if [ -z "$RUN_OTHERS" ] && [ "$(echo "$RUN_BUSY <= $BUSY_MAX && $RUN_SHARE >= $MIN_SHARE" | bc -l)" = 1 ]; then
-			break
+			bad=0; break
 		fi
 		log "$name: disturbed (worker $RUN_SHARE of a core, machine busy $RUN_BUSY cores${RUN_OTHERS:+, other processes ran}), retry $try"
 		[ "$try" = "$MAXTRY" ] && { echo "$name: DISTURBED in all $MAXTRY tries, last one kept" >> "$RETRIES"; log "$name: kept a disturbed run"; }
 	done
+	echo "$v $bad $RUN_SHARE $RUN_BUSY $(cut -d' ' -f1 /proc/loadavg)" > "$WORK/logs/$name.rate"
 	echo "$v"
 }
 

@@ -7,7 +7,8 @@
 
 results.tsv, one line per (row, program): part dir algo tunnels size frame_B program
 median min max runs(comma list) drops(';' per run: "rx=N tx=N reason=N ..." for natt-gw,
-"drop_pct=X" for ipsec-secgw). part is ceiling, sizes, tunnels or replay; for ceiling
+"drop_pct=X" for ipsec-secgw), disturbed runs (counted in runs; the median, min and max
+are over the others unless all were disturbed). part is ceiling, sizes, tunnels or replay; for ceiling
 rows, tunnels holds the scenario and frame_B the input frame.
 """
 import collections
@@ -15,7 +16,7 @@ import os
 import subprocess
 import sys
 
-Row = collections.namedtuple("Row", "part dir algo tunnels size frame gw med lo hi runs drops")
+Row = collections.namedtuple("Row", "part dir algo tunnels size frame gw med lo hi runs drops bad")
 
 
 def load(path):
@@ -24,7 +25,7 @@ def load(path):
         f = line.rstrip("\n").split("\t")
         if len(f) < 12:
             continue
-        r = Row(*f[:12])
+        r = Row(*(f + ["0"])[:13])
         rows.append(r._replace(frame=float(r.frame), med=num(r.med), lo=num(r.lo), hi=num(r.hi)))
     return rows
 
@@ -68,7 +69,12 @@ def drops(r):
 
 
 def rng(r):
-    return "%.2f [%.2f-%.2f]" % (r.med, r.lo, r.hi)
+    """median [min-max] of the undisturbed runs; '*' marks a row in which disturbed runs
+    were kept (all of its runs were disturbed: they are then the median's)."""
+    n = len([x for x in r.runs.split(",") if x])
+    bad = int(r.bad or 0)
+    mark = "" if not bad else " (%d of %d runs disturbed%s)" % (bad, n, ", all used" if bad == n else "")
+    return "%.2f [%.2f-%.2f]%s" % (r.med, r.lo, r.hi, mark)
 
 
 def ceiling_of(rows, d, size):
