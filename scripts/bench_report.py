@@ -111,15 +111,15 @@ def drops(r):
 
 def rng(r):
     """Mpps per worker core, median [min-max] of the runs; then the measured Mpps (median
-    of the undisturbed runs, or of all if none was) and the worker's share of its core."""
+    of the undisturbed runs, or of all if none was) and the worker's share of its core
+    (min-max over the runs; below 0.95 the run counts as disturbed)."""
     n = len([x for x in r.runs.split(",") if x])
     bad = int(r.bad or 0)
     if not r.per:
         return "%.2f [%.2f-%.2f]%s" % (r.med, r.lo, r.hi, " (%d of %d runs disturbed)" % (bad, n)
                                        if bad else "")
-    return "%.2f [%.2f-%.2f] (measured %.2f, worker %.2f-%.2f of a core%s)" % (
-        r.per[0], r.per[1], r.per[2], r.med, r.share[0], r.share[1],
-        ", %d of %d runs disturbed" % (bad, n) if bad else "")
+    return "%.2f [%.2f-%.2f] (%.2f measured, worker %.2f-%.2f)" % (
+        r.per[0], r.per[1], r.per[2], r.med, r.share[0], r.share[1])
 
 
 def ceiling_of(rows, d, size, scen="a"):
