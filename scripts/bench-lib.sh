@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # SPDX-License-Identifier: BSD-3-Clause
 # bench-lib.sh - shell functions shared by the benchmark scripts (sourced, not run):
 # a quiet machine before each run, timed runs that record how disturbed they were,
