@@ -27,8 +27,8 @@ BUILD=${NATT_BUILD:-$ROOT/build}
 PY=/usr/bin/python3
 mkdir -p "$WORK"/{pcap,cfg,logs}
 
-log() { echo "[$(date +%T)] $*" >&2; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+# shellcheck source=bench-lib.sh
+. "$ROOT/scripts/bench-lib.sh"   # log, median, build_secgw (its run_for is replaced below)
 frame_bytes() { echo $(( 74 + ( ($1 + 2 + 3) / 4 ) * 4 )); }   # eth+ip+udp+esp+iv+payload/pad+icv
 
 bash "$ROOT/scripts/hugepages.sh" >/dev/null || exit 1
@@ -108,14 +108,6 @@ secgw_run() {  # algo L type cdev run -> Mpps
 	python3 "$SHARED/parse_stats.py" secgw "$lg" 2 | awk '{print $1}'
 }
 
-build_secgw() {
-	[ -x "$WORK/secgw/build/ipsec-secgw" ] && return
-	log "building patched ipsec-secgw"
-	rm -rf "$WORK/secgw" && cp -r /usr/share/dpdk/examples/ipsec-secgw "$WORK/secgw" &&
-	(cd "$WORK/secgw" && patch -p1 < "$SHARED/secgw-vdev-natt.patch" >/dev/null &&
-	 make -j2 > "$WORK/logs/secgw_build.log" 2>&1) || { log "secgw build failed"; exit 1; }
-}
-
 [ "${SKIP_SECGW:-0}" = 1 ] || build_secgw
 for a in $ALGOS; do
 	write_natt_cfg $a
@@ -123,7 +115,7 @@ for a in $ALGOS; do
 done
 echo "| algo | outer frame | natt-gw Mpps | Gbps (L2) | cycles/pkt | ipsec-secgw Mpps (best config) | ratio |"
 echo "| --- | --- | --- | --- | --- | --- | --- |"
-HZ=$(awk '/^cpu MHz/ {print $4 * 1e6; exit}' /proc/cpuinfo)
+HZ=$(tsc_hz)
 # Runs of natt-gw and of each secgw configuration alternate (this VM's rate
 # drifts by up to 2x over minutes; interleaving keeps the ratio honest).
 for a in $ALGOS; do

@@ -36,10 +36,6 @@ SIZES=${SIZES:-"28 434 1342"}
 ALGOS=${ALGOS:-"128 256"}
 # secgw configurations tried per row (as in bench-inbound.sh); the best one is reported
 SECGW_COMBOS=${SECGW_COMBOS:-"no-offload:crypto_aesni_mb0 cpu-crypto:crypto_aesni_gcm0"}
-BUSY_MAX=${BUSY_MAX:-1.3}    # cores; the gateway itself uses ~1.03
-MIN_SHARE=${MIN_SHARE:-0.95}  # of a core for the worker thread
-MAXTRY=${MAXTRY:-5}
-QUIET_WAIT=${QUIET_WAIT:-1800}
 BUILD=${NATT_BUILD:-$ROOT/build}
 PY=/usr/bin/python3
 SPI=0x106        # outbound SPI (262) for both gateways
@@ -47,8 +43,8 @@ mkdir -p "$WORK"/{pcap,cfg,logs}
 RETRIES=$WORK/logs/out_retries.txt
 : > "$RETRIES"
 
-log() { echo "[$(date +%T)] $*" >&2; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+# shellcheck source=bench-lib.sh
+. "$ROOT/scripts/bench-lib.sh"
 frame_bytes() { echo $(( 74 + ( ($1 + 2 + 3) / 4 ) * 4 )); }   # eth+ip+udp+esp+iv+payload/pad+icv
 
 bash "$ROOT/scripts/hugepages.sh" >/dev/null || exit 1
@@ -105,89 +101,7 @@ rt ipv4 dst 172.16.2.5/32 port 0
 EOC
 }
 
-# ------------------------------------------------------------ quiet machine
-cpu_sample() { head -1 /proc/stat | awk '{b=$2+$3+$4+$7+$8+$9; print b, b+$5+$6}'; }
-cores_busy() {  # "busy0 tot0" "busy1 tot1" -> cores busy in between
-	local a b
-	read -ra a <<< "$1"; read -ra b <<< "$2"
-	echo "$(nproc) * (${b[0]} - ${a[0]}) / (${b[1]} - ${a[1]} + 0.0001)" | bc -l | xargs printf '%.2f\n'
-}
-others() {  # processes that would disturb a measurement (ours carry our --file-prefix)
-	local p
-	{ for p in natt-dataplane natt-control dpdk-testpmd ipsec-secgw ninja cc1 cc1plus lto1 ld meson; do
-		pgrep -a -x "$p"; done
-	  pgrep -af 'pytest|scripts/test\.sh|tests/|test_[a-z_]+\.py'; } 2>/dev/null |
-		grep -v -e "^$$ " -e natt-bench-out -e natt-bench-secgw | sort -u
-}
-wait_quiet() {
-	local t=0 o s0 s1 b
-	while :; do
-		o=$(others); s0=$(cpu_sample); sleep 1; s1=$(cpu_sample); b=$(cores_busy "$s0" "$s1")
-		[ -z "$o" ] && [ "$(echo "$b < 0.25" | bc -l)" = 1 ] && return 0
-		if [ $t -ge "$QUIET_WAIT" ]; then log "machine still busy after ${QUIET_WAIT}s, running anyway"; return 1; fi
-		[ $((t % 300)) = 0 ] && log "machine busy ($b cores; $(echo "$o" | awk '{print $2}' | sort -u | tr '\n' ' ')), waiting"
-		sleep 9; t=$((t + 10))
-	done
-}
-
-thread_ticks() {  # pid -> "tid utime+stime" per thread
-	local t
-	for t in /proc/"$1"/task/*; do awk -v t="${t##*/}" '{print t, $14 + $15}' "$t/stat" 2>/dev/null; done
-}
-# run_for LOG cmd... : run SECS+3 s, then SIGTERM (a background job of a non-interactive
-# shell starts with SIGINT ignored). Over the measured window [2 s, 2+SECS s]:
-# RUN_BUSY = cores busy on the machine, RUN_SHARE = CPU share of the busiest thread of
-# the gateway process (its worker; another poller on the same core halves it),
-# RUN_OTHERS = disturbing processes seen during the run.
-RUN_BUSY=nan RUN_OTHERS="" RUN_SHARE=nan
-run_for() {
-	local lg=$1; shift
-	"$@" > "$lg" 2>&1 &
-	local pid=$! s0 s1 dp t0 t1 w0 w1
-	sleep 2; s0=$(cpu_sample)
-	dp=$(pgrep -P $pid -x natt-dataplane | head -1); dp=${dp:-$pid}   # natt-gw runs it as a child
-	t0=$(thread_ticks "$dp"); w0=$(date +%s.%N)
-	sleep $((SECS / 2)); RUN_OTHERS=$(others)
-	sleep $((SECS - SECS / 2)); s1=$(cpu_sample)
-	t1=$(thread_ticks "$dp"); w1=$(date +%s.%N)
-	RUN_BUSY=$(cores_busy "$s0" "$s1")
-	RUN_SHARE=$(awk -v hz="$(getconf CLK_TCK)" -v dt="$(echo "$w1 - $w0" | bc -l)" \
-		'NR == FNR {a[$1] = $2; next} ($1 in a) {d = ($2 - a[$1]) / hz / dt; if (d > m) m = d}
-		 END {printf "%.2f\n", m}' <(echo "$t0") <(echo "$t1"))
-	sleep 1
-	kill -TERM $pid 2>/dev/null
-	for _ in $(seq 1 50); do kill -0 $pid 2>/dev/null || break; sleep 0.2; done
-	kill -0 $pid 2>/dev/null && { kill -KILL $pid; log "had to SIGKILL $pid"; }
-	wait $pid 2>/dev/null
-	rm -f /dev/hugepages/natt-bench-secgwmap_* 2>/dev/null
-}
-
-# measured KIND NAME cmd... -> echoes the rate (Mpps); retries disturbed runs
-measured() {
-	local kind=$1 name=$2 try v lg; shift 2
-	for try in $(seq 1 "$MAXTRY"); do
-		wait_quiet
-		lg=$WORK/logs/$name.log
-		run_for "$lg" "$@"
-		if [ "$kind" = natt ]; then
-			# "rx N (X Mpps)  tx N (Y Mpps) ..." once a second; skip 2 warm-up samples,
-			# average the rest (as parse_stats.py does for ipsec-secgw)
-			v=$(grep -o 'tx [0-9]* ([0-9.]* Mpps)' "$lg" | awk '{gsub(/\(/,"",$3); print $3}' |
-				tail -n +3 | awk '{s += $1; n++} END {if (n) printf "%.3f\n", s / n; else print "nan"}')
-			natt_check "$WORK/logs/$name.json" >> "$lg"
-		else
-			v=$(python3 "$SHARED/parse_stats.py" secgw "$lg" 2 | awk '{print $1}')
-		fi
-		echo "$name try $try: $v Mpps, worker $RUN_SHARE of a core, machine busy $RUN_BUSY cores${RUN_OTHERS:+, others: $(echo "$RUN_OTHERS" | awk '{print $2}' | sort -u | tr '\n' ' ')}" >> "$RETRIES"
-		if [ -z "$RUN_OTHERS" ] && [ "$(echo "$RUN_BUSY <= $BUSY_MAX && $RUN_SHARE >= $MIN_SHARE" | bc -l)" = 1 ]; then
-			break
-		fi
-		log "$name: disturbed (worker $RUN_SHARE of a core, machine busy $RUN_BUSY cores${RUN_OTHERS:+, other processes ran}), retry $try"
-		[ "$try" = "$MAXTRY" ] && { echo "$name: DISTURBED in all $MAXTRY tries, last one kept" >> "$RETRIES"; log "$name: kept a disturbed run"; }
-	done
-	echo "$v"
-}
-
+natt_after() { natt_check "$WORK/logs/$1.json" >> "$2"; }
 natt_check() {  # stats JSON -> one line: port tx counts and any drops (warnings to stderr)
 	$PY - "$1" <<'EOP'
 import json, sys
@@ -225,14 +139,6 @@ secgw_argv() {  # algo type cdev port0 port1 -> SECGW_ARGV
 secgw_run() {  # algo L type cdev run -> Mpps
 	secgw_argv "$1" "$3" "$4" net_null0,no-rx=1 "net_pcap1,rx_pcap=$WORK/pcap/clear_L$2.pcap,infinite_rx=1"
 	measured secgw "out_secgw$1_L$2_$3_r$5" "${SECGW_ARGV[@]}" -t 1
-}
-
-build_secgw() {
-	[ -x "$WORK/secgw/build/ipsec-secgw" ] && return
-	log "building patched ipsec-secgw"
-	rm -rf "$WORK/secgw" && cp -r /usr/share/dpdk/examples/ipsec-secgw "$WORK/secgw" &&
-	(cd "$WORK/secgw" && patch -p1 < "$SHARED/secgw-vdev-natt.patch" >/dev/null &&
-	 make -j2 > "$WORK/logs/secgw_build.log" 2>&1) || { log "secgw build failed"; exit 1; }
 }
 
 # ------------------------------------------------------------ functional check
@@ -281,7 +187,7 @@ fi
 
 echo "| algo | outer frame | natt-gw Mpps | Gbps (L2) | cycles/pkt | ipsec-secgw Mpps (best config) | ratio | ≥ 1.5x? |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
-HZ=$(awk '/^cpu MHz/ {print $4 * 1e6; exit}' /proc/cpuinfo)
+HZ=$(tsc_hz)
 for a in $ALGOS; do
 	for L in $SIZES; do
 		fb=$(frame_bytes $L); nv=""; best=0; bestc="-"

@@ -50,6 +50,7 @@ built with `cryptography`'s AESGCM (fast) and a sample of it is checked with sca
 """
 import argparse
 import array
+import functools
 import json
 import os
 import random
@@ -87,12 +88,37 @@ def ipv4(src, dst, proto, payload, ttl=64, ident=0):
     return h[:10] + struct.pack("!H", csum(h)) + h[12:] + payload
 
 
-def inner_udp(src, dst, ttl=64):
-    """Inner IPv4 of 28 bytes: UDP 1024 -> 1024, no payload, checksums right."""
-    u = struct.pack("!HHHH", 1024, 1024, 8, 0)
-    ph = src + dst + struct.pack("!BBH", 0, 17, 8)
+def inner_udp(src, dst, ttl=64, length=28):
+    """Inner IPv4 of length (>= 28) bytes: UDP 1024 -> 1024, payload 0xab.., checksums
+    right. The default is 28 bytes: no payload."""
+    u = struct.pack("!HHHH", 1024, 1024, length - 20, 0) + b"\xab" * (length - 28)
+    ph = src + dst + struct.pack("!BBH", 0, 17, length - 20)
     c = csum(ph + u) or 0xffff
-    return ipv4(src, dst, 17, u[:6] + struct.pack("!H", c), ttl)
+    return ipv4(src, dst, 17, u[:6] + struct.pack("!H", c) + u[8:], ttl)
+
+
+@functools.lru_cache(maxsize=65536)
+def aead_of(key):
+    """python3-cryptography AESGCM for key || 4-byte salt (the salt is not part of it)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    return AESGCM(key[:-4])
+
+
+def esp_udp_frame(keysalt, spi, seq, inner, src, sport, dst, esn=False,
+                  dmac=DST_MAC, smac=SRC_MAC):
+    """Ethernet/IPv4(src -> dst)/UDP(sport -> 4500, checksum 0)/ESP frame, tunnel mode
+    AES-GCM (RFC 4106, 16-byte ICV) by python3-cryptography: IV = the 64-bit sequence
+    number, minimal padding 1, 2, ..., next header 4. With esn the AAD carries the high
+    half (RFC 4303 2.2.1, RFC 4106 5); the wire carries the low half only."""
+    npad = (-(len(inner) + 2)) % 4
+    lo = seq & 0xffffffff
+    hdr = struct.pack("!II", spi, lo)
+    aad = struct.pack("!III", spi, seq >> 32, lo) if esn else hdr
+    iv = struct.pack("!Q", seq)
+    ct = aead_of(keysalt).encrypt(keysalt[-4:] + iv,
+                                  inner + bytes(range(1, npad + 1)) + bytes((npad, 4)), aad)
+    udp = struct.pack("!HHHH", sport, 4500, 8 + len(hdr) + len(iv) + len(ct), 0)
+    return dmac + smac + b"\x08\x00" + ipv4(src, dst, 17, udp + hdr + iv + ct)
 
 
 # ---------------------------------------------------------------- configs
@@ -114,17 +140,17 @@ class Tunnels:
             with open(cache, "rb") as f:
                 import pickle
                 self.__dict__.update(pickle.load(f))
-            return
+            if hasattr(self, "esn"):          # caches of older versions lack it
+                return
         data = open(path, "rb").read()
-        self.name, self.remote, self.rport, self.bits = [], [], [], []
+        self.name, self.remote, self.rport, self.bits, self.esn = [], [], [], [], []
         self.in_spi, self.in_key, self.out_spi, self.out_key, self.ts = [], [], [], [], []
         for m in TUN_RE.finditer(data):
             self.name.append(m.group(1).decode())
             self.remote.append(socket.inet_aton(m.group(2).decode()))
             self.rport.append(int(m.group(3)))
             self.bits.append(int(m.group(4)))
-            if m.group(5) == b"true":
-                sys.exit("%s: ESN tunnels are not supported by this helper" % path)
+            self.esn.append(m.group(5) == b"true")
             self.in_spi.append(int(m.group(6), 0))
             self.in_key.append(bytes.fromhex(m.group(7).decode()))
             self.out_spi.append(int(m.group(8), 0))
@@ -260,32 +286,26 @@ def pick(n_tun, npkts, seed, one, each=0):
 
 
 def cmd_inpcap(a):
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     t = Tunnels(a.cfg)
+    if any(t.esn):
+        sys.exit("%s: ESN tunnels: use scripts/natt-traffic" % a.cfg)
     idx = pick(len(t), a.npkts, a.seed, a.one, a.each)
     a.npkts = len(idx)
     seq = {}
     dst = ip2b(INNER_DST)
     oaddr = ip2b(OUTSIDE_ADDR)
-    trailer = b"\x01\x02\x02\x04"          # 2 pad bytes, pad length 2, next header 4
     w = pcap_writer(a.out)
     hdr = struct.Struct("<IIII")
     inner_cache = {}
     for k, i in enumerate(idx):
         s = seq.get(i, 0) + 1
         seq[i] = s
-        key = t.in_key[i]
-        spi = struct.pack("!II", t.in_spi[i], s)
-        iv = struct.pack("!Q", s)
         inner = inner_cache.get(i)
         if inner is None:
             inner = inner_udp(t.ts[i], dst)
             if len(inner_cache) < 65536:
                 inner_cache[i] = inner
-        ct = AESGCM(key[:-4]).encrypt(key[-4:] + iv, inner + trailer, spi)
-        esp = spi + iv + ct
-        udp = struct.pack("!HHHH", t.rport[i], 4500, 8 + len(esp), 0)
-        frame = DST_MAC + SRC_MAC + b"\x08\x00" + ipv4(t.remote[i], oaddr, 17, udp + esp)
+        frame = esp_udp_frame(t.in_key[i], t.in_spi[i], s, inner, t.remote[i], t.rport[i], oaddr)
         w.write(hdr.pack(k // 1000000, k % 1000000, len(frame), len(frame)))
         w.write(frame)
     w.close()
