@@ -28,26 +28,32 @@ spi_cmp(const void *a, const void *b, size_t len __rte_unused)
 	return *(const uint32_t *)a != *(const uint32_t *)b;
 }
 
+/* A per-worker table named name of key_len-byte keys for twice the
+ * tunnels: a rekey holds old and new SA of a tunnel for a while; extendable
+ * buckets so cuckoo collisions never refuse an entry below that capacity. */
 static struct rte_hash *
-table_create(const char *kind, uint16_t id, uint32_t entries)
+hash_create(const char *name, uint32_t key_len, uint32_t entries)
 {
-	char name[RTE_HASH_NAMESIZE];
-	/* Twice the tunnels: a rekey holds old and new SA of a tunnel for a
-	 * while; extendable buckets so cuckoo collisions never refuse an SA
-	 * below that capacity. */
 	struct rte_hash_parameters p = {
 		.name = name,
 		.entries = 2 * (entries < 64 ? 64 : entries),
-		.key_len = sizeof(uint32_t),
+		.key_len = key_len,
 		.hash_func = rte_hash_crc,
 		.socket_id = (int)rte_socket_id(),
 		.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE,
 	};
 
+	return rte_hash_create(&p);
+}
+
+static struct rte_hash *
+table_create(const char *kind, uint16_t id, uint32_t entries)
+{
+	char name[RTE_HASH_NAMESIZE];
 	struct rte_hash *h;
 
 	snprintf(name, sizeof(name), "natt_sa_%s_%u", kind, id);
-	h = rte_hash_create(&p);
+	h = hash_create(name, sizeof(uint32_t), entries);
 	if (h != NULL)
 		rte_hash_set_cmp_func(h, spi_cmp);
 	return h;
@@ -81,23 +87,15 @@ fib_create(uint16_t id, uint32_t tunnels)
 	return rte_fib_create(name, (int)rte_socket_id(), &c);
 }
 
-/* Outer addr:port -> tunnel: which tunnel a NAT keepalive (no SPI) is for.
- * One key per tunnel, twice the tunnels for headroom; a key is 8 bytes. */
+/* Outer addr:port (8-byte keys) -> the tunnels seen there: which tunnels a
+ * NAT keepalive (no SPI) is for. */
 static struct rte_hash *
 peers_create(uint16_t id, uint32_t entries)
 {
 	char name[RTE_HASH_NAMESIZE];
-	struct rte_hash_parameters p = {
-		.name = name,
-		.entries = 2 * (entries < 64 ? 64 : entries),
-		.key_len = sizeof(uint64_t),
-		.hash_func = rte_hash_crc,
-		.socket_id = (int)rte_socket_id(),
-		.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE,
-	};
 
 	snprintf(name, sizeof(name), "natt_peer_%u", id);
-	return rte_hash_create(&p);
+	return hash_create(name, sizeof(uint64_t), entries);
 }
 
 uint32_t
