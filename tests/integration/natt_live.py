@@ -103,6 +103,16 @@ def _run(cmd, check=True, **kw):
     return p
 
 
+def json_result(p):
+    """A finished `natt-control ... --json` run -> (parsed, "") or (None, why)."""
+    if p.returncode != 0:
+        return None, "exit %d: %s" % (p.returncode, (p.stderr or p.stdout).strip()[-300:])
+    try:
+        return json.loads(p.stdout), ""
+    except ValueError as e:
+        return None, "not JSON (%s): %s" % (e, p.stdout[:300])
+
+
 def _pid_alive(pid):
     try:
         os.kill(pid, 0)
@@ -636,12 +646,7 @@ class Live:
                                timeout=30)
         except subprocess.TimeoutExpired:
             return None, "timed out"
-        if p.returncode != 0:
-            return None, "exit %d: %s" % (p.returncode, (p.stderr or p.stdout).strip()[-300:])
-        try:
-            return json.loads(p.stdout), ""
-        except ValueError as e:
-            return None, "not JSON (%s): %s" % (e, p.stdout[:200])
+        return json_result(p)
 
     # ------------------------------------------------------------ logs
 

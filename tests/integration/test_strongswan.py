@@ -309,12 +309,7 @@ class Gateway:
         cmd = ["ip", "netns", "exec", self.topo.ns["gw"], str(REPO / "scripts" / "natt-gw"),
                "--file-prefix", self.prefix, "show"] + list(args) + ["--json"]
         p = run(cmd, check=False, timeout=60, env=dict(os.environ, NATT_BUILD=nl.build_dir()))
-        if p.returncode != 0:
-            return None, "exit %d: %s" % (p.returncode, (p.stderr or p.stdout).strip()[-300:])
-        try:
-            return json.loads(p.stdout), ""
-        except ValueError as e:
-            return None, "not JSON (%s): %s" % (e, p.stdout[:300])
+        return nl.json_result(p)
 
     def stop(self):
         if self.proc is None:
