@@ -12,6 +12,7 @@
 #define NATT_SA_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -29,14 +30,21 @@
 
 struct natt_worker;
 
+/* A traffic selector as (addr & mask) == net, network order. */
+struct natt_ts {
+	uint32_t net;
+	uint32_t mask;
+};
+
 struct natt_sa {
-	/* line 0: what every packet reads */
+	/* line 0: what every packet of either direction reads, the first two
+	 * selectors included (one line to prefetch for the common case) */
 	uint32_t spi;
 	uint32_t tunnel_id;
 	uint8_t dir;
 	uint8_t esn;
 	uint8_t n_ts;
-	uint8_t pad;
+	uint8_t seq_exhausted;           /* outbound: event sent, SA stopped */
 	uint32_t remote_addr;            /* network order: outbound, where we send;
 					  * inbound, where its packets last came from */
 	uint16_t remote_port;            /* network order */
@@ -46,18 +54,18 @@ struct natt_sa {
 	uint64_t seq;                    /* outbound: last sequence number sent */
 	uint32_t outer_sum;              /* outbound: TTL/protocol and addresses of the
 					  * outer IPv4 header, summed (RFC 1071) */
-	uint8_t seq_exhausted;           /* outbound: event sent, SA stopped */
-	uint8_t pad2;
 	uint16_t keepalive_s;            /* outbound: NAT keepalive interval, 0 = off */
+	uint16_t cfg_remote_port;        /* the peer the configuration names: an */
+	struct natt_ts ts[NATT_MAX_TS];  /*   update that keeps it keeps the NAT mapping */
+	/* cold: control messages and timers only */
+	uint32_t cfg_remote_addr;
 	uint64_t grace_until;            /* inbound: TSC its rekey grace ends, 0 = live */
-	uint32_t cfg_remote_addr;        /* the peer the configuration names: an */
-	uint16_t cfg_remote_port;        /*   update that keeps it keeps the NAT mapping */
-	/* selectors as (addr & mask) == net, network order */
-	uint32_t ts_net[NATT_MAX_TS];
-	uint32_t ts_mask[NATT_MAX_TS];
 	struct natt_gcm_key key;         /* 64-byte aligned */
 	struct replay_window rw;         /* variable size: must stay last */
 };
+
+_Static_assert(offsetof(struct natt_sa, ts) + 2 * sizeof(struct natt_ts) <= RTE_CACHE_LINE_SIZE,
+	       "the per-packet fields and two selectors share the SA's first line");
 
 /* A hash value for an SA another worker owns:
  *   epoch << 41 | tunnel id << 17 | owner << 1 | 1
@@ -125,7 +133,7 @@ static inline bool
 natt_sa_ts_match(const struct natt_sa *sa, uint32_t src)
 {
 	for (unsigned int i = 0; i < sa->n_ts; i++)
-		if ((src & sa->ts_mask[i]) == sa->ts_net[i])
+		if ((src & sa->ts[i].mask) == sa->ts[i].net)
 			return true;
 	return false;
 }

@@ -279,8 +279,8 @@ sa_set_params(struct natt_sa *sa, const struct natt_ctl_sa *m)
 		uint32_t mask = m->ts[i].plen ?
 			rte_cpu_to_be_32(~0u << (32 - m->ts[i].plen)) : 0;
 
-		sa->ts_mask[i] = mask;
-		sa->ts_net[i] = m->ts[i].addr & mask;
+		sa->ts[i].mask = mask;
+		sa->ts[i].net = m->ts[i].addr & mask;
 	}
 	return changed;
 }

@@ -34,7 +34,7 @@
 #include "natt_drop.h"
 
 #define NATT_STATS_MAGIC 0x4e415454u /* "NATT" */
-#define NATT_STATS_VERSION 4
+#define NATT_STATS_VERSION 5
 #define NATT_CACHE_LINE 64
 
 /* _(ENUM, "name") - per-worker good-path counters */
@@ -105,7 +105,8 @@ struct natt_worker_stats {
 } __attribute__((aligned(NATT_CACHE_LINE)));
 
 /* One per tunnel id; 4 cache lines, written by the tunnel's owner only.
- * Valid when in_spi or out_spi != 0. */
+ * Valid when in_spi or out_spi != 0. A forwarded packet writes the first
+ * line only (either direction). */
 struct natt_tunnel_stats {
 	uint64_t in_packets;
 	uint64_t in_bytes;       /* inner IPv4 bytes delivered */
@@ -114,7 +115,7 @@ struct natt_tunnel_stats {
 	uint64_t last_seen_tsc;  /* last authenticated inbound packet, 0 = never */
 	uint64_t auth_failed;
 	uint64_t replay;
-	uint64_t policy;
+	uint64_t last_out_tsc;   /* last packet sealed, 0 = never */
 	/* second line: identity, written at SA install by the owner */
 	char name[NATT_NAME_LEN];
 	uint32_t in_spi;
@@ -123,7 +124,7 @@ struct natt_tunnel_stats {
 	uint16_t remote_port;    /* network order */
 	uint16_t owner;
 	uint64_t created_tsc;    /* when the tunnel id was (re)installed */
-	uint64_t last_out_tsc;   /* last packet sealed, 0 = never */
+	uint64_t policy;
 	/* third line: NAT and liveness */
 	uint32_t prev_remote_addr;  /* mapping before the last change */
 	uint16_t prev_remote_port;
