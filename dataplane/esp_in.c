@@ -3,7 +3,7 @@
  * esp_in.c - inbound ESP-in-UDP (RFC 3948) with AES-GCM (RFC 4106), tunnel
  * mode, one burst at a time in three phases:
  *
- *   1. classify every frame, look the SPIs up in one bulk call, hand packets
+ *   1. classify every frame, look the SPIs up (spi_table.h), hand packets
  *      of SAs another worker owns to that worker, pre-check replay, and fill
  *      one crypto op per packet;
  *   2. decrypt the whole burst (crypto.c);
@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include <rte_byteorder.h>
-#include <rte_hash.h>
 #include <rte_ip.h>
 #include <rte_mbuf.h>
 #include <rte_prefetch.h>
@@ -24,6 +23,7 @@
 #include "esp.h"
 #include "ipv4.h"
 #include "sa.h"
+#include "spi_table.h"
 #include "worker.h"
 
 /* Phase 1a: classify the burst; ESP frames go to w->esp_m[]/w->meta[], the
@@ -59,31 +59,43 @@ inb_classify(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n)
 			continue;
 		}
 		w->esp_m[k] = m;
-		w->spi_key[k] = &w->meta[k].spi;
+		/* its SA's bucket, asked for while the rest is classified */
+		w->spi_home[k] = natt_spi_home(w->sa_in, w->meta[k].spi);
+		natt_spi_prefetch(w->sa_in, w->spi_home[k]);
 		k++;
 	}
 	return k;
 }
 
-/* Phase 1b: one bulk SPI lookup, handoff, replay pre-check, crypto ops.
+/* Phase 1b: look the SPIs up, hand off, pre-check replay, crypto ops.
  * Returns the number of ops prepared in w->ops[]. */
 static unsigned int
 inb_prepare(struct natt_worker *w, unsigned int k)
 {
 	unsigned int nops = 0;
-	uint64_t hits = 0;
 
-	rte_hash_lookup_bulk_data(w->sa_in, w->spi_key, k, &hits, w->sa_v);
-	for (unsigned int j = 0; j < k; j++)
-		if ((hits >> j) & 1 && !natt_sa_is_remote(w->sa_v[j]))
-			natt_sa_prefetch(w->sa_v[j]);
+	/* every SA of the burst, its window and its tunnel's counters asked
+	 * for before the first is used: with many tunnels the misses overlap.
+	 * The bucket gives the tunnel id, so the counters need not wait for
+	 * the SA. */
+	for (unsigned int j = 0; j < k; j++) {
+		uint32_t tid;
+		void *v = natt_spi_find(w->sa_in, w->meta[j].spi, w->spi_home[j], &tid);
+
+		w->sa_v[j] = v;
+		if (v != NULL && !natt_sa_is_remote(v)) {
+			natt_sa_prefetch(v);
+			rte_prefetch0(&((struct natt_sa *)v)->rw);
+			rte_prefetch0(natt_stats_tunnel(w->hdr, tid));
+		}
+	}
 	for (unsigned int j = 0; j < k; j++) {
 		struct rte_mbuf *m = w->esp_m[j];
 		const struct natt_esp_meta *md = &w->meta[j];
 		struct natt_sa *sa;
 		uint64_t sqn;
 
-		if (unlikely(!(hits & (1ull << j)))) {
+		if (unlikely(w->sa_v[j] == NULL)) {
 			natt_drop(w, m, NATT_DROP_NO_SA);
 			continue;
 		}
@@ -92,7 +104,6 @@ inb_prepare(struct natt_worker *w, unsigned int k)
 			continue;
 		}
 		sa = w->sa_v[j];
-		rte_prefetch0(sa->stats);    /* written in phase 3 */
 		if (unlikely(replay_check(&sa->rw, md->seq, &sqn) != REPLAY_OK)) {
 			sa->stats->replay++;
 			natt_drop(w, m, NATT_DROP_REPLAY);

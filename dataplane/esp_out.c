@@ -371,14 +371,16 @@ outb_prepare(struct natt_worker *w, unsigned int k)
 		return 0;
 	}
 	rte_fib_lookup_bulk(w->fib, w->dst_ip, w->next_hop, (int)k);
-	/* tunnel ids, then their slots and SAs asked for a burst ahead (many
-	 * tunnels: overlap the cache misses, see natt_sa_prefetch) */
+	/* tunnel ids, then their slots, counters and SAs asked for a burst
+	 * ahead (many tunnels: overlap the cache misses, see natt_sa_prefetch) */
 	for (unsigned int j = 0; j < k; j++) {
 		uint64_t tid = w->next_hop[j] != NATT_FIB_NONE ? w->next_hop[j] : w->default_route;
 
 		w->next_hop[j] = tid;
-		if (tid < w->max_tunnels)
+		if (tid < w->max_tunnels) {
 			rte_prefetch0(&w->out[tid]);
+			rte_prefetch0(natt_stats_tunnel(w->hdr, (uint32_t)tid));
+		}
 	}
 	for (unsigned int j = 0; j < k; j++) {
 		void *v;
@@ -405,7 +407,6 @@ outb_prepare(struct natt_worker *w, unsigned int k)
 			continue;
 		}
 		sa = v;
-		rte_prefetch0(sa->stats);    /* written in phase 3 */
 		if (unlikely(!natt_sa_ts_match(sa, ip->src_addr))) {
 			sa->stats->policy++;
 			natt_drop(w, m, NATT_DROP_POLICY);

@@ -138,11 +138,12 @@ natt_sa_ts_match(const struct natt_sa *sa, uint32_t src)
 	return false;
 }
 
-/* Ask for what processing a small packet of sa reads: its first line, the
- * replay window, the AES round keys and the lowest GHASH key powers (the
- * last lines of the key data in intel-ipsec-mb's layout). Issued for a whole
- * burst before the first packet is touched, so that with many tunnels the
- * cache misses overlap instead of following one another. */
+/* Ask for what sealing or opening a small packet under sa reads: its first
+ * line, the AES round keys and the lowest GHASH key powers (the last lines
+ * of the key data in intel-ipsec-mb's layout, with the salt). Issued for a
+ * whole burst before the first packet is touched, so that with many tunnels
+ * the cache misses overlap instead of following one another. Inbound also
+ * wants &sa->rw. */
 static inline void
 natt_sa_prefetch(const struct natt_sa *sa)
 {
@@ -150,7 +151,6 @@ natt_sa_prefetch(const struct natt_sa *sa)
 	const size_t last = (sizeof(sa->key.kd) - 1) & ~(size_t)(RTE_CACHE_LINE_SIZE - 1);
 
 	rte_prefetch0(sa);
-	rte_prefetch0(&sa->rw);
 	for (size_t off = 0; off < 4 * RTE_CACHE_LINE_SIZE; off += RTE_CACHE_LINE_SIZE)
 		rte_prefetch0(k + off);
 	rte_prefetch0(k + last - RTE_CACHE_LINE_SIZE);

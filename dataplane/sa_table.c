@@ -19,45 +19,8 @@
 #include <rte_rib.h>
 
 #include "sa.h"
+#include "spi_table.h"
 #include "worker.h"
-
-/* SPIs are 4 bytes: compare them as one word (rte_hash would call memcmp). */
-static int
-spi_cmp(const void *a, const void *b, size_t len __rte_unused)
-{
-	return *(const uint32_t *)a != *(const uint32_t *)b;
-}
-
-/* A per-worker table named name of key_len-byte keys for twice the
- * tunnels: a rekey holds old and new SA of a tunnel for a while; extendable
- * buckets so cuckoo collisions never refuse an entry below that capacity. */
-static struct rte_hash *
-hash_create(const char *name, uint32_t key_len, uint32_t entries)
-{
-	struct rte_hash_parameters p = {
-		.name = name,
-		.entries = 2 * (entries < 64 ? 64 : entries),
-		.key_len = key_len,
-		.hash_func = rte_hash_crc,
-		.socket_id = (int)rte_socket_id(),
-		.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE,
-	};
-
-	return rte_hash_create(&p);
-}
-
-static struct rte_hash *
-table_create(const char *kind, uint16_t id, uint32_t entries)
-{
-	char name[RTE_HASH_NAMESIZE];
-	struct rte_hash *h;
-
-	snprintf(name, sizeof(name), "natt_sa_%s_%u", kind, id);
-	h = hash_create(name, sizeof(uint32_t), entries);
-	if (h != NULL)
-		rte_hash_set_cmp_func(h, spi_cmp);
-	return h;
-}
 
 /*
  * The outbound FIB: remote_ts prefixes -> tunnel id. DPDK's rte_fib (DIR-24-8
@@ -88,14 +51,24 @@ fib_create(uint16_t id, uint32_t tunnels)
 }
 
 /* Outer addr:port (8-byte keys) -> the tunnels seen there: which tunnels a
- * NAT keepalive (no SPI) is for. */
+ * NAT keepalive (no SPI) is for. Twice the tunnels, as the SPI tables (a
+ * rekey holds two SAs a while); extendable buckets so cuckoo collisions never
+ * refuse an entry below that capacity. Keepalives only: not per packet. */
 static struct rte_hash *
 peers_create(uint16_t id, uint32_t entries)
 {
 	char name[RTE_HASH_NAMESIZE];
+	struct rte_hash_parameters p = {
+		.name = name,
+		.entries = 2 * (entries < 64 ? 64 : entries),
+		.key_len = sizeof(uint64_t),
+		.hash_func = rte_hash_crc,
+		.socket_id = (int)rte_socket_id(),
+		.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE,
+	};
 
 	snprintf(name, sizeof(name), "natt_peer_%u", id);
-	return hash_create(name, sizeof(uint64_t), entries);
+	return rte_hash_create(&p);
 }
 
 uint32_t
@@ -166,8 +139,13 @@ per_tunnel_array(const char *what, uint32_t entries, size_t size, int fill)
 int
 natt_sa_tables_create(struct natt_worker *w, uint32_t entries)
 {
-	w->sa_in = table_create("in", w->id, entries);
-	w->sa_out = table_create("out", w->id, entries);
+	char name[RTE_MEMZONE_NAMESIZE];
+
+	/* twice the tunnels: a rekey holds old and new SA of a tunnel a while */
+	snprintf(name, sizeof(name), "natt_sa_in_%u", w->id);
+	w->sa_in = natt_spi_table_create(name, 2 * (entries < 64 ? 64 : entries));
+	snprintf(name, sizeof(name), "natt_sa_out_%u", w->id);
+	w->sa_out = natt_spi_table_create(name, 2 * (entries < 64 ? 64 : entries));
 	w->peers = peers_create(w->id, entries);
 	w->peer_of = per_tunnel_array("natt_peer_of", entries, sizeof(*w->peer_of), 0);
 	w->peer_next = per_tunnel_array("natt_peer_next", entries, sizeof(*w->peer_next), 0xff);
@@ -187,7 +165,7 @@ natt_sa_tables_create(struct natt_worker *w, uint32_t entries)
 	return 0;
 }
 
-static struct rte_hash *
+static struct natt_spi_table *
 table_of(struct natt_worker *w, uint8_t dir)
 {
 	return dir == NATT_DIR_IN ? w->sa_in : w->sa_out;
@@ -204,18 +182,19 @@ sa_free(struct natt_worker *w, struct natt_sa *sa)
 }
 
 static void
-table_destroy(struct natt_worker *w, struct rte_hash *h)
+table_free_sa(uint32_t spi __rte_unused, void *v, uint32_t aux __rte_unused, void *w)
 {
-	const void *key;
-	void *v;
-	uint32_t it = 0;
+	if (!natt_sa_is_remote(v))
+		sa_free(w, v);
+}
 
-	if (h == NULL)
+static void
+table_destroy(struct natt_worker *w, struct natt_spi_table *t)
+{
+	if (t == NULL)
 		return;
-	while (rte_hash_iterate(h, &key, &v, &it) >= 0)
-		if (!natt_sa_is_remote(v))
-			sa_free(w, v);
-	rte_hash_free(h);
+	natt_spi_foreach(t, table_free_sa, w);
+	natt_spi_table_free(t);
 }
 
 void
@@ -360,14 +339,14 @@ sa_create(struct natt_worker *w, const struct natt_ctl_sa *m)
 int
 natt_sa_add(struct natt_worker *w, const struct natt_ctl_sa *m)
 {
-	struct rte_hash *h = table_of(w, m->dir);
+	struct natt_spi_table *h = table_of(w, m->dir);
 	struct natt_sa *sa = NULL;
 	void *v;
 	int rc = sa_msg_check(w, m);
 
 	if (rc != 0)
 		return rc;
-	if (rte_hash_lookup_data(h, &m->spi, &v) >= 0)
+	if (natt_spi_lookup(h, m->spi) != NULL)
 		return -EEXIST;
 	if (m->owner == w->id) {
 		sa = sa_create(w, m);
@@ -377,7 +356,7 @@ natt_sa_add(struct natt_worker *w, const struct natt_ctl_sa *m)
 	} else {
 		v = natt_sa_remote_tag(++w->tag_epoch, m->tunnel_id, m->owner);
 	}
-	rc = rte_hash_add_key_data(h, &m->spi, v);
+	rc = natt_spi_add(h, m->spi, v, m->tunnel_id);
 	if (rc != 0) {
 		if (sa != NULL)
 			sa_free(w, sa);
@@ -413,7 +392,7 @@ natt_sa_update(struct natt_worker *w, const struct natt_ctl_sa *m)
 
 	if (rc != 0)
 		return rc;
-	if (rte_hash_lookup_data(table_of(w, m->dir), &m->spi, &v) < 0)
+	if ((v = natt_spi_lookup(table_of(w, m->dir), m->spi)) == NULL)
 		return -ENOENT;
 	if (natt_sa_tunnel(v) != m->tunnel_id)
 		return -EINVAL;
@@ -439,7 +418,7 @@ sa_remove(struct natt_worker *w, uint32_t spi, uint8_t dir, uint32_t tunnel_id, 
 	struct natt_sa *sa;
 
 	/* unpublish first, then wipe: nothing can reach the keys after this */
-	rte_hash_del_key(table_of(w, dir), &spi);
+	natt_spi_del(table_of(w, dir), spi);
 	if (dir == NATT_DIR_OUT && tunnel_id < w->max_tunnels &&
 	    w->out[tunnel_id].spi == spi) {
 		w->out[tunnel_id].sa = NULL;   /* the tunnel has no outbound SA now */
@@ -493,7 +472,7 @@ natt_sa_del(struct natt_worker *w, const struct natt_ctl_sa_del *m)
 
 	if (m->dir > NATT_DIR_OUT)
 		return -EINVAL;
-	if (rte_hash_lookup_data(table_of(w, m->dir), &m->spi, &v) < 0)
+	if ((v = natt_spi_lookup(table_of(w, m->dir), m->spi)) == NULL)
 		return m->flags & NATT_DEL_F_IFPRESENT ? 0 : -ENOENT;
 	/* the SPI belongs to another tunnel now: not the SA meant */
 	if (natt_sa_tunnel(v) != m->tunnel_id)
@@ -512,7 +491,7 @@ retire_current(struct natt_worker *w, const struct natt_retire *r)
 {
 	void *v;
 
-	if (rte_hash_lookup_data(w->sa_in, &r->spi, &v) < 0 || v != r->v)
+	if ((v = natt_spi_lookup(w->sa_in, r->spi)) == NULL || v != r->v)
 		return false;
 	return natt_sa_is_remote(v) || ((struct natt_sa *)v)->grace_until == r->until;
 }

@@ -32,6 +32,7 @@
 #define NATT_FIB_NONE 0x7fffffffu
 
 struct rte_hash;
+struct natt_spi_table;
 struct rte_fib;
 struct rte_mempool;
 struct rte_ring;
@@ -84,8 +85,8 @@ struct natt_worker {
 	bool active;                  /* first COMMIT applied */
 	int batch_err;                /* first error since the last COMMIT */
 	IMB_MGR *mgr;
-	struct rte_hash *sa_in;
-	struct rte_hash *sa_out;
+	struct natt_spi_table *sa_in;  /* SPI -> SA (spi_table.h) */
+	struct natt_spi_table *sa_out;
 	/* Peer table (sa_table.c): outer addr:port -> the first of the tunnels
 	 * seen there; they are chained through peer_next/peer_prev (the CHILD
 	 * SAs of one IKE SA, say, share a NAT mapping). Per tunnel id: */
@@ -134,7 +135,7 @@ struct natt_worker {
 	/* burst scratch: struct-of-arrays, sized by NATT_MAX_BURST (no VLAs) */
 	struct natt_esp_meta meta[NATT_MAX_BURST];
 	struct rte_mbuf *esp_m[NATT_MAX_BURST];
-	const void *spi_key[NATT_MAX_BURST];
+	uint32_t spi_home[NATT_MAX_BURST];  /* home bucket of each SPI */
 	void *sa_v[NATT_MAX_BURST];
 	struct natt_sa *op_sa[NATT_MAX_OPS];
 	struct rte_mbuf *op_m[NATT_MAX_OPS];

@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #include <rte_eal.h>
-#include <rte_hash.h>
+#include "spi_table.h"
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
@@ -131,7 +131,7 @@ seal(const uint8_t *in, size_t len, uint8_t *esp)
 		return 0;
 	spi = (in[0] & 1) ? SPI_256 : SPI_128;
 	spi_be = htonl(spi);
-	if (rte_hash_lookup_data(w->sa_in, &spi, &v) < 0)
+	if ((v = natt_spi_lookup(w->sa_in, spi)) == NULL)
 		return 0;
 	sa = v;
 	pt_len = (uint32_t)(len - 5 > 1400 ? 1400 : len - 5);

@@ -24,7 +24,7 @@
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
-#include <rte_hash.h>
+#include "spi_table.h"
 #include <rte_ip.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
@@ -683,7 +683,7 @@ test_grace_aba(void)
 	t1 = rte_rdtsc();
 	CHECK(sa_del(w, S, NATT_DIR_IN, 2, 0, 0) == 0, "S (key 8) deleted at once");
 	CHECK(sa_add(w, S, 2, NATT_DIR_IN, 0, 9, 0) == 0, "S added again (key 9)");
-	rte_hash_lookup_data(w->sa_in, &S, &v1);
+	v1 = natt_spi_lookup(w->sa_in, S);
 	CHECK(retire(w, t1 + g + 1) == 0, "old deadline passed: timer deletes nothing");
 	CHECK(in_one(w, 9, S, 1) == R_DELIVERED, "the new S (key 9) still delivers");
 	rc = in_one(w, 8, S, 2);
@@ -696,7 +696,7 @@ test_grace_aba(void)
 	CHECK(sa_del(w, S, NATT_DIR_IN, 2, 0, 1000) == 0 &&
 	      sa_del(w, S, NATT_DIR_IN, 2, 0, 0) == 0 &&
 	      sa_add(w, S, 2, NATT_DIR_IN, 0, 10, 0) == 0, "S (key 9) grace, delete, add (key 10)");
-	rte_hash_lookup_data(w->sa_in, &S, &v2);
+	v2 = natt_spi_lookup(w->sa_in, S);
 	t1 = rte_rdtsc();
 	CHECK(sa_del(w, S, NATT_DIR_IN, 2, 0, 5000) == 0 && t->grace_spi == S,
 	      "S (key 10) in grace for 5000 ms");
@@ -816,10 +816,7 @@ test_ifpresent(void)
 			CHECK(rc == R_HANDOFF && handoff_run(W[1]) == 1,
 			      "worker 0 (non-owner): X's entry stays, handed to the owner (%d)", rc);
 		{
-			const uint32_t ospi = OUT_SPI(4);
-			void *v;
-
-			CHECK(rte_hash_lookup_data(w->sa_out, &ospi, &v) >= 0,
+			CHECK(natt_spi_lookup(w->sa_out, OUT_SPI(4)) != NULL,
 			      "worker %u (%s): outbound SPI of tunnel 4 still in the table", i, who);
 		}
 		rc = route(w, NATT_CTL_ROUTE_ADD, 4, 0, &(struct pfx){ "10.77.0.0", 16 }, 1);

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include <rte_eal.h>
-#include <rte_hash.h>
+#include "spi_table.h"
 #include <rte_ip.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
@@ -97,7 +97,7 @@ install(struct natt_worker *w, const struct vec *v, int esn)
 	m.n_ts = 1; /* 0.0.0.0/0 */
 	strcpy(m.name, "vec");
 	if (natt_sa_add(w, &m) != 0 ||
-	    rte_hash_lookup_data(w->sa_in, &m.spi, &sa) < 0)
+	    (sa = natt_spi_lookup(w->sa_in, m.spi)) == NULL)
 		return NULL;
 	return sa;
 }
