@@ -17,7 +17,7 @@ set logscale x
 unset logscale y
 set ylabel "Mpps per worker core"
 set yrange [0:*]
-set xrange [0.5:20000]
+set xrange [0.5:200000]
 unset xtics
 set xtics
 plot for [i=0:1] "rate_vs_tunnels.dat" index i using 1:2:3:4 with yerrorlines title columnheader(1)
