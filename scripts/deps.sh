@@ -14,6 +14,7 @@ packages=(
 	clang libclang-rt-14-dev                        # libFuzzer targets
 	strongswan-charon strongswan-swanctl            # test_strongswan.py: IKE peers
 	libcharon-extra-plugins libstrongswan-extra-plugins  # kernel-libipsec (userspace ESP), ...
+	libstrongswan-standard-plugins                  # openssl plugin: ECP DH groups, AES-GCM in charon
 )
 
 missing=()
