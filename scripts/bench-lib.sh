@@ -60,12 +60,22 @@ thread_ticks() {  # pid -> "tid utime+stime" per thread
 # the gateway process (its worker; another poller on the same core halves it),
 # RUN_OTHERS = disturbing processes seen during the run, RUN_PID = the process polled
 # (natt-gw's natt-dataplane child, or the command itself). RUN_HOOK, if set, is run
-# (with RUN_PID set) once the window has started, e.g. a profiler.
-RUN_BUSY=nan RUN_OTHERS="" RUN_SHARE=nan RUN_PID='' RUN_HOOK=''
+# (with RUN_PID set) once the window has started, e.g. a profiler. RUN_READY, if set, is
+# a command run with the log as argument until it succeeds (every 0.5 s, at most
+# READY_WAIT s, 300) before the 2 s warm-up starts: a gateway that loads a million
+# tunnels first is measured once it forwards, not while it loads.
+RUN_BUSY=nan RUN_OTHERS="" RUN_SHARE=nan RUN_PID='' RUN_HOOK='' RUN_READY=''
 run_for() {
 	local lg=$1; shift
 	"$@" > "$lg" 2>&1 &
-	local pid=$! s0 s1 t0 t1 w0 w1
+	local pid=$! s0 s1 t0 t1 w0 w1 i
+	if [ -n "$RUN_READY" ]; then
+		for i in $(seq 1 $((2 * ${READY_WAIT:-300}))); do
+			$RUN_READY "$lg" && break
+			kill -0 $pid 2>/dev/null || break
+			sleep 0.5
+		done
+	fi
 	sleep 2; s0=$(cpu_sample)
 	RUN_PID=$(pgrep -P $pid -x natt-dataplane | head -1); RUN_PID=${RUN_PID:-$pid}
 	t0=$(thread_ticks "$RUN_PID"); w0=$(date +%s.%N)
@@ -87,9 +97,12 @@ run_for() {
 
 # rates (Mpps) from the logs of the three programs, 2 warm-up samples skipped
 natt_rate() {  # "rx N (X Mpps)  tx N (Y Mpps) ..." once a second: the mean tx rate
+	# from the third sample after the first that forwarded (not the tunnel load)
 	grep -o 'tx [0-9]* ([0-9.]* Mpps)' "$1" | awk '{gsub(/\(/,"",$3); print $3}' |
+		awk 'f || $1 > 0 {f = 1; print}' |
 		tail -n +3 | awk '{s += $1; n++} END {if (n) printf "%.3f\n", s / n; else print "nan"}'
 }
+natt_ready() { grep -q 'tx [0-9]* ([0-9.]*[1-9][0-9.]* Mpps)' "$1"; }  # it forwards
 secgw_rate() { python3 "$SHARED/parse_stats.py" secgw "$1" 2 | awk '{print $1}'; }
 testpmd_rate() { python3 "$SHARED/parse_stats.py" testpmd "$1" 2 | awk '{print $1}'; }
 
@@ -101,6 +114,8 @@ measured() {
 	for try in $(seq 1 "$MAXTRY"); do
 		wait_quiet
 		lg=$WORK/logs/$name.log
+		RUN_READY=''
+		declare -F "${kind}_ready" > /dev/null && RUN_READY=${kind}_ready
 		run_for "$lg" "$@"
 		v=$("${kind}_rate" "$lg")
 		declare -F "${kind}_after" > /dev/null && "${kind}_after" "$name" "$lg"
