@@ -23,23 +23,12 @@
 
 #include <openssl/evp.h>
 
+#include "check.h"
 #include "esp.h"
 #include "ipv4.h"
 #include "test_worker.h"
 
 static unsigned int n_pass, n_fail;
-
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (cond) {                                                    \
-			n_pass++;                                              \
-		} else {                                                       \
-			n_fail++;                                              \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);            \
-			printf(__VA_ARGS__);                                   \
-			printf("\n");                                          \
-		}                                                              \
-	} while (0)
 
 static struct rte_mempool *pool;
 

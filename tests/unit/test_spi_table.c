@@ -26,21 +26,10 @@
 #include <rte_common.h>
 #include <rte_eal.h>
 
+#include "check.h"
 #include "spi_table.h"
 
 static unsigned int n_pass, n_fail;
-
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (cond) {                                                    \
-			n_pass++;                                              \
-		} else {                                                       \
-			n_fail++;                                              \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);            \
-			printf(__VA_ARGS__);                                   \
-			printf("\n");                                          \
-		}                                                              \
-	} while (0)
 
 /* the model */
 struct ent {
