@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * spi_table.c - the SPI -> SA table's control side (spi_table.h): create,
- * add, replace, delete, walk. Only the owning worker calls these, between
+ * add, delete, walk. Only the owning worker calls these, between
  * bursts.
  */
 #include <errno.h>
 
+#include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_random.h>
 
@@ -21,11 +22,14 @@ natt_spi_table_create(const char *name, uint32_t cap)
 		return NULL;
 	while (nb * 2 < cap)
 		nb <<= 1;
-	t = rte_zmalloc(name, sizeof(*t), RTE_CACHE_LINE_SIZE);
+	t = rte_zmalloc_socket(name, sizeof(*t), RTE_CACHE_LINE_SIZE, (int)rte_socket_id());
 	if (t == NULL)
 		return NULL;
-	t->bkt = rte_zmalloc(name, (size_t)nb * sizeof(*t->bkt), RTE_CACHE_LINE_SIZE);
-	t->over = rte_zmalloc(name, (size_t)nb * sizeof(*t->over), RTE_CACHE_LINE_SIZE);
+	/* on the worker's own socket: it is the only reader */
+	t->bkt = rte_zmalloc_socket(name, (size_t)nb * sizeof(*t->bkt), RTE_CACHE_LINE_SIZE,
+				    (int)rte_socket_id());
+	t->over = rte_zmalloc_socket(name, (size_t)nb * sizeof(*t->over), RTE_CACHE_LINE_SIZE,
+				     (int)rte_socket_id());
 	if (t->bkt == NULL || t->over == NULL) {
 		natt_spi_table_free(t);
 		return NULL;
@@ -99,19 +103,6 @@ natt_spi_add(struct natt_spi_table *t, uint32_t spi, void *v, uint32_t aux)
 		t->over[i]++;
 		d++;
 	}
-}
-
-int
-natt_spi_set(struct natt_spi_table *t, uint32_t spi, void *v, uint32_t aux)
-{
-	uint32_t bi;
-	unsigned int ki;
-
-	if (v == NULL || slot_of(t, spi, &bi, &ki) != 0)
-		return -ENOENT;
-	t->bkt[bi].v[ki] = v;
-	t->bkt[bi].aux[ki] = aux;
-	return 0;
 }
 
 int

@@ -59,8 +59,6 @@ void natt_spi_table_free(struct natt_spi_table *t);
 /** Add spi -> (v, aux). 0, -EEXIST, -ENOSPC (cap reached) or -EINVAL
  *  (spi 0 or v NULL). */
 int natt_spi_add(struct natt_spi_table *t, uint32_t spi, void *v, uint32_t aux);
-/** Replace the value of an entry. 0 or -ENOENT. */
-int natt_spi_set(struct natt_spi_table *t, uint32_t spi, void *v, uint32_t aux);
 /** Remove spi. 0 or -ENOENT. */
 int natt_spi_del(struct natt_spi_table *t, uint32_t spi);
 /** Visit every entry; fn may not change the table. */
