@@ -50,17 +50,24 @@ fib_create(uint16_t id, uint32_t tunnels)
 	return rte_fib_create(name, (int)rte_socket_id(), &c);
 }
 
+/* Entries of the SPI and peer tables for entries tunnels: twice as many, a
+ * rekey holds old and new SA of a tunnel for a while. */
+static uint32_t
+table_capacity(uint32_t entries)
+{
+	return 2 * (entries < 64 ? 64 : entries);
+}
+
 /* Outer addr:port (8-byte keys) -> the tunnels seen there: which tunnels a
- * NAT keepalive (no SPI) is for. Twice the tunnels, as the SPI tables (a
- * rekey holds two SAs a while); extendable buckets so cuckoo collisions never
- * refuse an entry below that capacity. Keepalives only: not per packet. */
+ * NAT keepalive (no SPI) is for. Extendable buckets so cuckoo collisions
+ * never refuse an entry below the capacity. Keepalives only: not per packet. */
 static struct rte_hash *
 peers_create(uint16_t id, uint32_t entries)
 {
 	char name[RTE_HASH_NAMESIZE];
 	struct rte_hash_parameters p = {
 		.name = name,
-		.entries = 2 * (entries < 64 ? 64 : entries),
+		.entries = table_capacity(entries),
 		.key_len = sizeof(uint64_t),
 		.hash_func = rte_hash_crc,
 		.socket_id = (int)rte_socket_id(),
@@ -141,11 +148,10 @@ natt_sa_tables_create(struct natt_worker *w, uint32_t entries)
 {
 	char name[RTE_MEMZONE_NAMESIZE];
 
-	/* twice the tunnels: a rekey holds old and new SA of a tunnel a while */
 	snprintf(name, sizeof(name), "natt_sa_in_%u", w->id);
-	w->sa_in = natt_spi_table_create(name, 2 * (entries < 64 ? 64 : entries));
+	w->sa_in = natt_spi_table_create(name, table_capacity(entries));
 	snprintf(name, sizeof(name), "natt_sa_out_%u", w->id);
-	w->sa_out = natt_spi_table_create(name, 2 * (entries < 64 ? 64 : entries));
+	w->sa_out = natt_spi_table_create(name, table_capacity(entries));
 	w->peers = peers_create(w->id, entries);
 	w->peer_of = per_tunnel_array("natt_peer_of", entries, sizeof(*w->peer_of), 0);
 	w->peer_next = per_tunnel_array("natt_peer_next", entries, sizeof(*w->peer_next), 0xff);
