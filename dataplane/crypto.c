@@ -60,6 +60,15 @@ natt_crypto_mgr_create(const char **arch_name)
 	return mgr;
 }
 
+bool
+natt_crypto_gcm_vaes(const IMB_MGR *mgr)
+{
+	/* what init_mb_mgr_avx512() checks before it picks the VAES GCM */
+	const uint64_t f = IMB_FEATURE_VAES | IMB_FEATURE_VPCLMULQDQ;
+
+	return mgr->used_arch == IMB_ARCH_AVX512 && (mgr->features & f) == f;
+}
+
 int
 natt_gcm_key_init(IMB_MGR *mgr, struct natt_gcm_key *k, const uint8_t *key,
 		  uint8_t key_len, const uint8_t salt[4])

@@ -35,6 +35,10 @@ struct natt_gcm_op {
  *  The caller owns it (free_mb_mgr). NULL on failure. */
 IMB_MGR *natt_crypto_mgr_create(const char **arch_name);
 
+/** Whether mgr runs the VAES AVX-512 GCM code, which lays the GHASH key
+ *  powers out from H^48 down to H^1 (natt_sa_prefetch() depends on it). */
+bool natt_crypto_gcm_vaes(const IMB_MGR *mgr);
+
 /** Expand key||salt into *k. key_len is 16 or 32. Returns 0 or -EINVAL. */
 int natt_gcm_key_init(IMB_MGR *mgr, struct natt_gcm_key *k, const uint8_t *key,
 		      uint8_t key_len, const uint8_t salt[4]);

@@ -74,8 +74,8 @@ inb_prepare(struct natt_worker *w, unsigned int k)
 {
 	unsigned int nops = 0;
 
-	/* every SA of the burst, its window and its tunnel's counters asked
-	 * for before the first is used: with many tunnels the misses overlap.
+	/* every SA of the burst and its tunnel's counters asked for before
+	 * the first is used: with many tunnels the misses overlap.
 	 * The bucket gives the tunnel id, so the counters need not wait for
 	 * the SA. */
 	for (unsigned int j = 0; j < k; j++) {
@@ -84,9 +84,10 @@ inb_prepare(struct natt_worker *w, unsigned int k)
 
 		w->sa_v[j] = v;
 		if (v != NULL && !natt_sa_is_remote(v)) {
-			natt_sa_prefetch(v);
-			rte_prefetch0(&((struct natt_sa *)v)->rw);
-			rte_prefetch0(natt_stats_tunnel(w->hdr, tid));
+			natt_sa_prefetch(v, tid & NATT_SA_AUX_AES256,
+					 w->meta[j].esp_len - ESP_HDR_LEN - ESP_GCM_IV_LEN -
+					 ESP_GCM_ICV_LEN, w->gcm_vaes);
+			rte_prefetch0(natt_stats_tunnel(w->hdr, tid & NATT_SA_AUX_TUNNEL));
 		}
 	}
 	for (unsigned int j = 0; j < k; j++) {
@@ -104,11 +105,13 @@ inb_prepare(struct natt_worker *w, unsigned int k)
 			continue;
 		}
 		sa = w->sa_v[j];
-		if (unlikely(replay_check(&sa->rw, md->seq, &sqn) != REPLAY_OK)) {
+		if (unlikely(replay_check(&sa->rw, sa->bmp, md->seq, &sqn) != REPLAY_OK)) {
 			sa->stats->replay++;
 			natt_drop(w, m, NATT_DROP_REPLAY);
 			continue;
 		}
+		if (sa->rw.size != 0)   /* the bucket replay_update() will set */
+			rte_prefetch0(&sa->bmp[(sqn >> REPLAY_BUCKET_SHIFT) & sa->rw.nb_mask]);
 		natt_esp_op(&w->ops[nops], sa,
 			    rte_pktmbuf_mtod_offset(m, uint8_t *, md->esp_off),
 			    md->esp_len - ESP_HDR_LEN - ESP_GCM_IV_LEN - ESP_GCM_ICV_LEN,
@@ -252,7 +255,7 @@ inb_finish(struct natt_worker *w, unsigned int nops)
 		authentic++;
 		/* RFC 4303 3.4.3: the window moves only for authenticated packets;
 		 * a copy earlier in this burst may have taken the number. */
-		if (unlikely(replay_update(&sa->rw, w->op_sqn[i]) != REPLAY_OK)) {
+		if (unlikely(replay_update(&sa->rw, sa->bmp, w->op_sqn[i]) != REPLAY_OK)) {
 			sa->stats->replay++;
 			natt_drop(w, m, NATT_DROP_REPLAY);
 			continue;

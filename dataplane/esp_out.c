@@ -383,11 +383,19 @@ outb_prepare(struct natt_worker *w, unsigned int k)
 		}
 	}
 	for (unsigned int j = 0; j < k; j++) {
-		void *v;
+		const struct natt_out_slot *o;
+		const struct rte_ipv4_hdr *ip;
 
-		if (w->next_hop[j] < w->max_tunnels && (v = w->out[w->next_hop[j]].sa) != NULL &&
-		    !natt_sa_is_remote(v))
-			natt_sa_prefetch(v);
+		if (w->next_hop[j] >= w->max_tunnels)
+			continue;
+		o = &w->out[w->next_hop[j]];
+		if (o->sa == NULL || natt_sa_is_remote(o->sa))
+			continue;
+		ip = rte_pktmbuf_mtod_offset(w->esp_m[j], const struct rte_ipv4_hdr *,
+					     RTE_ETHER_HDR_LEN);
+		natt_sa_prefetch(o->sa, o->aes256,
+				 rte_be_to_cpu_16(ip->total_length) + ESP_TRAILER_LEN,
+				 w->gcm_vaes);
 	}
 	for (unsigned int j = 0; j < k; j++) {
 		struct rte_mbuf *m = w->esp_m[j];

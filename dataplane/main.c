@@ -365,6 +365,7 @@ workers_create(struct dataplane *dp)
 			fprintf(stderr, "intel-ipsec-mb: no usable AES-NI implementation\n");
 			return -ENOTSUP;
 		}
+		w->gcm_vaes = natt_crypto_gcm_vaes(w->mgr);
 		if (natt_crypto_selftest(w->mgr) != 0) {
 			fprintf(stderr, "AES-GCM known-answer test failed: refusing to start\n");
 			return -EIO;

@@ -11,7 +11,10 @@
  * Two copies of one packet in the same burst both pass check(); update() of the
  * second one finds the bit set and reports the replay.
  *
- * The window object has one writer (the SA's owning worker): no atomics.
+ * The state (top, size) is 16 bytes and sits in the SA's first line; the
+ * bitmap is apart and touched only with anti-replay on, so with it off a
+ * packet costs no line beyond the SA's first.
+ * Both have one writer (the SA's owning worker): no atomics.
  */
 #ifndef NATT_REPLAY_H
 #define NATT_REPLAY_H
@@ -33,9 +36,8 @@ enum replay_verdict {
 struct replay_window {
 	uint64_t top;        /* highest authenticated sequence number (64-bit) */
 	uint32_t size;       /* window size W in packets; 0 = anti-replay off */
-	uint32_t nb_mask;    /* number of buckets - 1 (power of two) */
+	uint16_t nb_mask;    /* buckets of the bitmap - 1 (a power of two - 1) */
 	bool esn;
-	uint64_t bmp[];      /* nb_mask + 1 buckets */
 };
 
 /* Buckets needed for a window of w packets: one spare so that moving the
@@ -51,23 +53,25 @@ replay_nb_buckets(uint32_t w)
 	return p;
 }
 
+/* Bytes of the bitmap of a window of w packets. */
 static inline size_t
-replay_window_size(uint32_t w)
+replay_bmp_size(uint32_t w)
 {
-	return sizeof(struct replay_window) + replay_nb_buckets(w) * sizeof(uint64_t);
+	return replay_nb_buckets(w) * sizeof(uint64_t);
 }
 
-/* Initialise a window of w packets (0..4096). Sequence numbers start at 1. */
+/* Initialise a window of w packets (0..4096) and its bitmap of
+ * replay_bmp_size(w) bytes. Sequence numbers start at 1. */
 static inline void
-replay_init(struct replay_window *rw, uint32_t w, bool esn)
+replay_init(struct replay_window *rw, uint64_t *bmp, uint32_t w, bool esn)
 {
 	uint32_t nb = replay_nb_buckets(w);
 
 	rw->top = 0;
 	rw->size = w;
-	rw->nb_mask = nb - 1;
+	rw->nb_mask = (uint16_t)(nb - 1);
 	rw->esn = esn;
-	memset(rw->bmp, 0, nb * sizeof(uint64_t));
+	memset(bmp, 0, nb * sizeof(uint64_t));
 }
 
 /*
@@ -99,7 +103,7 @@ replay_infer_seq(const struct replay_window *rw, uint32_t seq)
 }
 
 static inline enum replay_verdict
-replay_check_seq(const struct replay_window *rw, uint64_t sqn)
+replay_check_seq(const struct replay_window *rw, const uint64_t *bmp, uint64_t sqn)
 {
 	uint64_t bit;
 	uint32_t idx;
@@ -113,7 +117,7 @@ replay_check_seq(const struct replay_window *rw, uint64_t sqn)
 		return REPLAY_TOO_OLD;
 	idx = (uint32_t)(sqn >> REPLAY_BUCKET_SHIFT) & rw->nb_mask;
 	bit = 1ull << (sqn & (REPLAY_BUCKET_BITS - 1));
-	return (rw->bmp[idx] & bit) ? REPLAY_DUP : REPLAY_OK;
+	return (bmp[idx] & bit) ? REPLAY_DUP : REPLAY_OK;
 }
 
 /*
@@ -121,10 +125,11 @@ replay_check_seq(const struct replay_window *rw, uint64_t sqn)
  * high half goes into the GCM AAD when ESN is on).
  */
 static inline enum replay_verdict
-replay_check(const struct replay_window *rw, uint32_t seq, uint64_t *sqn)
+replay_check(const struct replay_window *rw, const uint64_t *bmp, uint32_t seq,
+	     uint64_t *sqn)
 {
 	*sqn = replay_infer_seq(rw, seq);
-	return replay_check_seq(rw, *sqn);
+	return replay_check_seq(rw, bmp, *sqn);
 }
 
 /*
@@ -132,9 +137,9 @@ replay_check(const struct replay_window *rw, uint32_t seq, uint64_t *sqn)
  * because another packet of the same burst may have moved the window.
  */
 static inline enum replay_verdict
-replay_update(struct replay_window *rw, uint64_t sqn)
+replay_update(struct replay_window *rw, uint64_t *bmp, uint64_t sqn)
 {
-	enum replay_verdict v = replay_check_seq(rw, sqn);
+	enum replay_verdict v = replay_check_seq(rw, bmp, sqn);
 	uint64_t idx, top_idx, n;
 
 	if (v != REPLAY_OK)
@@ -148,12 +153,12 @@ replay_update(struct replay_window *rw, uint64_t sqn)
 				n = (uint64_t)rw->nb_mask + 1;
 			/* clear the buckets the window slides into */
 			while (n--)
-				rw->bmp[(++top_idx) & rw->nb_mask] = 0;
+				bmp[(++top_idx) & rw->nb_mask] = 0;
 		}
 		rw->top = sqn;
 	}
 	if (rw->size != 0)
-		rw->bmp[(sqn >> REPLAY_BUCKET_SHIFT) & rw->nb_mask] |=
+		bmp[(sqn >> REPLAY_BUCKET_SHIFT) & rw->nb_mask] |=
 			1ull << (sqn & (REPLAY_BUCKET_BITS - 1));
 	return REPLAY_OK;
 }

@@ -37,8 +37,9 @@ struct natt_ts {
 };
 
 struct natt_sa {
-	/* line 0: what every packet of either direction reads, the first two
-	 * selectors included (one line to prefetch for the common case) */
+	/* line 0: what every packet of either direction reads, the replay
+	 * state and the first two selectors included (one line to prefetch
+	 * for the common case) */
 	uint32_t spi;
 	uint32_t tunnel_id;
 	uint8_t dir;
@@ -51,21 +52,27 @@ struct natt_sa {
 	uint16_t local_port;
 	uint32_t local_addr;
 	struct natt_tunnel_stats *stats; /* this tunnel's counters (we own them) */
-	uint64_t seq;                    /* outbound: last sequence number sent */
-	uint32_t outer_sum;              /* outbound: TTL/protocol and addresses of the
-					  * outer IPv4 header, summed (RFC 1071) */
-	uint16_t keepalive_s;            /* outbound: NAT keepalive interval, 0 = off */
-	uint16_t cfg_remote_port;        /* the peer the configuration names: an */
-	struct natt_ts ts[NATT_MAX_TS];  /*   update that keeps it keeps the NAT mapping */
+	union {
+		struct {                 /* outbound */
+			uint64_t seq;    /* last sequence number sent */
+			uint32_t outer_sum; /* TTL/protocol and addresses of the outer
+					     * IPv4 header, summed (RFC 1071) */
+			uint16_t keepalive_s; /* NAT keepalive interval, 0 = off */
+		};
+		struct replay_window rw; /* inbound: its bitmap is bmp[] */
+	};
+	struct natt_ts ts[NATT_MAX_TS];
 	/* cold: control messages and timers only */
-	uint32_t cfg_remote_addr;
+	uint32_t cfg_remote_addr;        /* the peer the configuration names: an */
+	uint16_t cfg_remote_port;        /*   update that keeps it keeps the NAT mapping */
 	uint64_t grace_until;            /* inbound: TSC its rekey grace ends, 0 = live */
 	struct natt_gcm_key key;         /* 64-byte aligned */
-	struct replay_window rw;         /* variable size: must stay last */
+	uint64_t bmp[];                  /* inbound: replay_bmp_size(rw.size) bytes */
 };
 
 _Static_assert(offsetof(struct natt_sa, ts) + 2 * sizeof(struct natt_ts) <= RTE_CACHE_LINE_SIZE,
 	       "the per-packet fields and two selectors share the SA's first line");
+_Static_assert(sizeof(struct replay_window) <= 16, "the replay state fits where seq was");
 
 /* A hash value for an SA another worker owns:
  *   epoch << 41 | tunnel id << 17 | owner << 1 | 1
@@ -116,6 +123,8 @@ natt_sa_outer_sum(struct natt_sa *sa)
 {
 	uint32_t l = rte_be_to_cpu_32(sa->local_addr), r = rte_be_to_cpu_32(sa->remote_addr);
 
+	if (sa->dir != NATT_DIR_OUT)
+		return;                  /* inbound: the replay state is there */
 	sa->outer_sum = (uint32_t)(NATT_OUTER_TTL << 8 | IPPROTO_UDP) +
 			(l >> 16) + (l & 0xffff) + (r >> 16) + (r & 0xffff);
 }
@@ -138,23 +147,48 @@ natt_sa_ts_match(const struct natt_sa *sa, uint32_t src)
 	return false;
 }
 
-/* Ask for what sealing or opening a small packet under sa reads: its first
- * line, the AES round keys and the lowest GHASH key powers (the last lines
- * of the key data in intel-ipsec-mb's layout, with the salt). Issued for a
- * whole burst before the first packet is touched, so that with many tunnels
- * the cache misses overlap instead of following one another. Inbound also
- * wants &sa->rw. */
+/* The tunnel id an SA's SPI-table entry carries (aux), with a flag for an
+ * AES-256 key: the lookup tells how many lines of round keys to prefetch
+ * before the SA itself has arrived. Tunnel ids are below 2^24. */
+#define NATT_SA_AUX_AES256 (1u << 31)
+#define NATT_SA_AUX_TUNNEL 0xffffffu
+
+/* Ask for the lines that sealing or opening ct_len bytes under sa reads:
+ * its first line, the round keys (11 or 15 of 16 bytes: 3 or 4 lines) and
+ * the GHASH key powers the packet uses. intel-ipsec-mb's VAES code keeps
+ * H^n at byte 16 * (63 - n) of the key data (H^48 first, H^1 last, with the
+ * salt just after it) and a message of n blocks reads H^n .. H^1, so a small
+ * packet needs only the last line or two; the older code keeps H^1 .. H^8
+ * and their Karatsuba halves from byte 240 up (gcm_vaes false). Issued for
+ * a whole burst before the first packet is touched, so that with many
+ * tunnels the cache misses overlap. At most 8 lines of powers: a packet
+ * that needs more spends long enough in AES for the rest to stream in. */
 static inline void
-natt_sa_prefetch(const struct natt_sa *sa)
+natt_sa_prefetch(const struct natt_sa *sa, bool aes256, uint32_t ct_len, bool gcm_vaes)
 {
 	const uint8_t *k = (const uint8_t *)&sa->key.kd;
-	const size_t last = (sizeof(sa->key.kd) - 1) & ~(size_t)(RTE_CACHE_LINE_SIZE - 1);
+	const uint32_t h1 = (16 * 62) & ~(RTE_CACHE_LINE_SIZE - 1);
+	uint32_t lo, n;
 
 	rte_prefetch0(sa);
-	for (size_t off = 0; off < 4 * RTE_CACHE_LINE_SIZE; off += RTE_CACHE_LINE_SIZE)
+	rte_prefetch0(k);
+	rte_prefetch0(k + RTE_CACHE_LINE_SIZE);
+	rte_prefetch0(k + 2 * RTE_CACHE_LINE_SIZE);
+	if (aes256)
+		rte_prefetch0(k + 3 * RTE_CACHE_LINE_SIZE);
+	if (!gcm_vaes) {
+		for (uint32_t off = 192; off < 448; off += RTE_CACHE_LINE_SIZE)
+			rte_prefetch0(k + off);
+		return;
+	}
+	n = RTE_MIN((ct_len + 15) / 16, 48u);
+	lo = RTE_MAX((16 * (63 - n)) & ~(RTE_CACHE_LINE_SIZE - 1),
+		     h1 - 7 * RTE_CACHE_LINE_SIZE);
+	for (uint32_t off = h1;; off -= RTE_CACHE_LINE_SIZE) {
 		rte_prefetch0(k + off);
-	rte_prefetch0(k + last - RTE_CACHE_LINE_SIZE);
-	rte_prefetch0(k + last);
+		if (off <= lo)
+			break;
+	}
 }
 
 /* One crypto op for the ESP packet at esp whose ciphertext (payload, padding,

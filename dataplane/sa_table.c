@@ -180,7 +180,7 @@ table_of(struct natt_worker *w, uint8_t dir)
 static void
 sa_free(struct natt_worker *w, struct natt_sa *sa)
 {
-	if (sa->keepalive_s != 0 && w->n_keepalive != 0)
+	if (sa->dir == NATT_DIR_OUT && sa->keepalive_s != 0 && w->n_keepalive != 0)
 		w->n_keepalive--;
 	natt_gcm_key_wipe(&sa->key);
 	explicit_bzero(sa, sizeof(*sa));
@@ -321,8 +321,8 @@ sa_set_keepalive(struct natt_worker *w, struct natt_sa *sa, uint16_t s)
 static struct natt_sa *
 sa_create(struct natt_worker *w, const struct natt_ctl_sa *m)
 {
-	size_t sz = offsetof(struct natt_sa, rw) +
-		    replay_window_size(m->replay_window);
+	size_t sz = sizeof(struct natt_sa) +
+		    (m->dir == NATT_DIR_IN ? replay_bmp_size(m->replay_window) : 0);
 	struct natt_sa *sa = rte_zmalloc_socket("natt_sa", sz, RTE_CACHE_LINE_SIZE,
 						(int)rte_socket_id());
 
@@ -338,7 +338,8 @@ sa_create(struct natt_worker *w, const struct natt_ctl_sa *m)
 	sa->esn = !!(m->flags & NATT_SA_F_ESN);
 	sa->stats = natt_stats_tunnel(w->hdr, m->tunnel_id);
 	sa_set_params(sa, m);
-	replay_init(&sa->rw, m->replay_window, sa->esn);
+	if (sa->dir == NATT_DIR_IN)
+		replay_init(&sa->rw, sa->bmp, m->replay_window, sa->esn);
 	return sa;
 }
 
@@ -362,7 +363,8 @@ natt_sa_add(struct natt_worker *w, const struct natt_ctl_sa *m)
 	} else {
 		v = natt_sa_remote_tag(++w->tag_epoch, m->tunnel_id, m->owner);
 	}
-	rc = natt_spi_add(h, m->spi, v, m->tunnel_id);
+	rc = natt_spi_add(h, m->spi, v, m->tunnel_id |
+			  (m->key_len == 32 ? NATT_SA_AUX_AES256 : 0));
 	if (rc != 0) {
 		if (sa != NULL)
 			sa_free(w, sa);
@@ -385,6 +387,7 @@ natt_sa_add(struct natt_worker *w, const struct natt_ctl_sa *m)
 		 * switches over here, the old SA stays until its SA_DEL */
 		w->out[m->tunnel_id].sa = v;
 		w->out[m->tunnel_id].spi = m->spi;
+		w->out[m->tunnel_id].aes256 = m->key_len == 32;
 	}
 	return 0;
 }

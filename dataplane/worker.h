@@ -42,7 +42,7 @@ struct rte_ring;
 struct natt_out_slot {
 	void *sa;
 	uint32_t spi;
-	uint32_t pad;
+	uint8_t aes256;               /* its key: 4 lines of round keys, not 3 */
 };
 
 /* An inbound SA in its rekey grace (sa_table.c). */
@@ -85,6 +85,7 @@ struct natt_worker {
 	bool active;                  /* first COMMIT applied */
 	int batch_err;                /* first error since the last COMMIT */
 	IMB_MGR *mgr;
+	bool gcm_vaes;                /* mgr keeps GHASH keys in the VAES layout */
 	struct natt_spi_table *sa_in;  /* SPI -> SA (spi_table.h) */
 	struct natt_spi_table *sa_out;
 	/* Peer table (sa_table.c): outer addr:port -> the first of the tunnels

@@ -69,17 +69,31 @@ vname(unsigned int v)
 	return "?";
 }
 
-static struct replay_window *
+/* A window and its bitmap, as an SA keeps them (apart: the bitmap is
+ * allocated by itself here, so ASan sees any access past it). */
+struct window {
+	struct replay_window s;
+	uint64_t *bmp;
+};
+
+static struct window *
 window_new(uint32_t w, bool esn)
 {
-	struct replay_window *rw = malloc(replay_window_size(w));
+	struct window *rw = malloc(sizeof(*rw));
 
-	if (rw == NULL) {
+	if (rw == NULL || (rw->bmp = malloc(replay_bmp_size(w))) == NULL) {
 		perror("malloc");
 		exit(2);
 	}
-	replay_init(rw, w, esn);
+	replay_init(&rw->s, rw->bmp, w, esn);
 	return rw;
+}
+
+static void
+window_free(struct window *rw)
+{
+	free(rw->bmp);
+	free(rw);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -107,12 +121,12 @@ static bool
 run_steps(uint32_t w, bool esn, uint64_t top0, const struct step *s,
 	  char *why, size_t why_len)
 {
-	struct replay_window *rw = window_new(w, esn);
+	struct window *rw = window_new(w, esn);
 	unsigned int i, v;
 	uint64_t sqn;
 	bool ok = true;
 
-	if (top0 != 0 && (v = replay_update(rw, top0)) != OK) {
+	if (top0 != 0 && (v = replay_update(&rw->s, rw->bmp, top0)) != OK) {
 		snprintf(why, why_len, "setup update(%#" PRIx64 ") = %s", top0,
 			 vname(v));
 		ok = false;
@@ -120,7 +134,7 @@ run_steps(uint32_t w, bool esn, uint64_t top0, const struct step *s,
 	for (i = 0; ok && i < MAX_STEPS && s[i].op != END; i++) {
 		if (s[i].op == CHK || s[i].op == CU) {
 			sqn = 0xbadbadbadbadbadbull;
-			v = replay_check(rw, s[i].seq, &sqn);
+			v = replay_check(&rw->s, rw->bmp, s[i].seq, &sqn);
 			if (v != s[i].exp || sqn != s[i].sqn) {
 				snprintf(why, why_len,
 					 "step %u check(%#" PRIx32 ") = %s sqn %#" PRIx64
@@ -131,7 +145,7 @@ run_steps(uint32_t w, bool esn, uint64_t top0, const struct step *s,
 			}
 		}
 		if (s[i].op == UPD || (s[i].op == CU && s[i].exp == OK)) {
-			v = replay_update(rw, s[i].sqn);
+			v = replay_update(&rw->s, rw->bmp, s[i].sqn);
 			if (v != s[i].exp) {
 				snprintf(why, why_len,
 					 "step %u update(%#" PRIx64 ") = %s, want %s",
@@ -140,7 +154,7 @@ run_steps(uint32_t w, bool esn, uint64_t top0, const struct step *s,
 			}
 		}
 	}
-	free(rw);
+	window_free(rw);
 	return ok;
 }
 
@@ -390,25 +404,25 @@ test_esn_table(void)
  * bitmap ring of any size, however the header chooses it) plus huge ones. */
 
 static bool
-jump_once(struct replay_window *rw, uint32_t w, uint64_t top, uint64_t d,
+jump_once(struct window *rw, uint32_t w, uint64_t top, uint64_t d,
 	  char *why, size_t why_len)
 {
 	uint64_t j = top + d, s, sqn;
 	unsigned int v, want;
 
-	replay_init(rw, w, false);
+	replay_init(&rw->s, rw->bmp, w, false);
 	for (s = top - w + 1; s <= top; s++)
-		if ((v = replay_update(rw, s)) != OK) {
+		if ((v = replay_update(&rw->s, rw->bmp, s)) != OK) {
 			snprintf(why, why_len, "fill update(%" PRIu64 ") = %s", s, vname(v));
 			return false;
 		}
-	if ((v = replay_update(rw, j)) != OK) {
+	if ((v = replay_update(&rw->s, rw->bmp, j)) != OK) {
 		snprintf(why, why_len, "jump update(%" PRIu64 ") = %s", j, vname(v));
 		return false;
 	}
 	for (s = j - w; s <= j; s++) {
 		want = s + w <= j ? OLD : (s <= top || s == j) ? DUP : OK;
-		v = replay_check(rw, (uint32_t)s, &sqn);
+		v = replay_check(&rw->s, rw->bmp, (uint32_t)s, &sqn);
 		if (v != want) {
 			snprintf(why, why_len, "top %" PRIu64 " jump %" PRIu64
 				 ": check(%" PRIu64 ") = %s, want %s", top, d, s,
@@ -431,7 +445,7 @@ test_far_jump(void)
 
 	for (i = 0; i < NB_WINDOWS; i++) {
 		uint32_t w = windows[i];
-		struct replay_window *rw;
+		struct window *rw;
 
 		if (w == 0)
 			continue;
@@ -447,7 +461,7 @@ test_far_jump(void)
 		}
 		report(ok, why, "w=%-4u far jump clears old bits (%" PRIu64
 		       " jumps, every slot checked)", w, n);
-		free(rw);
+		window_free(rw);
 	}
 }
 
@@ -648,7 +662,7 @@ diff_fail(struct diff *d, uint64_t op, const char *what, uint32_t seq,
 /* One burst: every packet checked against the window as the burst found it,
  * then the ones whose "ICV" verified updated in order. */
 static unsigned int
-diff_burst(struct diff *d, struct replay_window *rw, uint64_t op)
+diff_burst(struct diff *d, struct window *rw, uint64_t op)
 {
 	uint64_t truth[MAX_BURST], sqn[MAX_BURST];
 	unsigned int v[MAX_BURST], want, i, n = 1 + (unsigned int)rnd_below(MAX_BURST);
@@ -657,7 +671,7 @@ diff_burst(struct diff *d, struct replay_window *rw, uint64_t op)
 	for (i = 0; i < n; i++) {
 		truth[i] = draw(d);
 		seq = (uint32_t)truth[i];
-		v[i] = replay_check(rw, seq, &sqn[i]);
+		v[i] = replay_check(&rw->s, rw->bmp, seq, &sqn[i]);
 		if (d->esn && in_guarantee(d->ref.max, d->w, truth[i])) {
 			d->inferred++;
 			if ((uint32_t)d->ref.max < (d->w ? d->w : 1u << 31) - 1)
@@ -679,7 +693,7 @@ diff_burst(struct diff *d, struct replay_window *rw, uint64_t op)
 		if (v[i] != OK || sqn[i] != truth[i] || rnd_below(10) == 0)
 			continue;
 		want = ref_verdict(&d->ref, sqn[i]);
-		v[i] = replay_update(rw, sqn[i]);
+		v[i] = replay_update(&rw->s, rw->bmp, sqn[i]);
 		if (v[i] != want)
 			diff_fail(d, op + i, "update", (uint32_t)truth[i], truth[i],
 				  sqn[i], v[i], want);
@@ -700,7 +714,7 @@ static void
 diff_run(uint32_t w, bool esn, uint64_t nb_ops, uint64_t *slots)
 {
 	struct diff *d = calloc(1, sizeof(*d));
-	struct replay_window *rw = window_new(w, esn);
+	struct window *rw = window_new(w, esn);
 	uint64_t op;
 	char why[64];
 
@@ -717,7 +731,7 @@ diff_run(uint32_t w, bool esn, uint64_t nb_ops, uint64_t *slots)
 		 * reference set must stay sparse */
 		if ((!esn && d->sent > 0xffffffffull - (1u << 26)) ||
 		    d->ref.count > REF_SLOTS / 2) {
-			replay_init(rw, w, esn);
+			replay_init(&rw->s, rw->bmp, w, esn);
 			ref_reset(&d->ref, w);
 			d->nb_recent = 0;
 			d->sent = 0;
@@ -733,7 +747,7 @@ diff_run(uint32_t w, bool esn, uint64_t nb_ops, uint64_t *slots)
 	       "), new SAs %" PRIu64 ", top %#" PRIx64, w, esn, op,
 	       d->chk[OK], d->chk[DUP], d->chk[OLD], d->upd_reject, d->inferred,
 	       d->case_b, d->outside, d->restarts, d->ref.max);
-	free(rw);
+	window_free(rw);
 	free(d);
 }
 
