@@ -39,7 +39,8 @@
 #define ICMP_MAX_LEN 576        /* RFC 1812 4.3.2.3: error datagram size cap */
 
 /* Phase 1a: check the inner IPv4 packets; the good ones go to w->esp_m[]
- * with their destination in w->dst_ip[]. Returns how many. */
+ * with their destination in w->dst_ip[] and length in w->in_len[]. Returns
+ * how many. */
 static unsigned int
 outb_classify(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n)
 {
@@ -79,6 +80,7 @@ outb_classify(struct natt_worker *w, struct rte_mbuf **pkts, uint16_t n)
 			rte_pktmbuf_trim(m, (uint16_t)(len - RTE_ETHER_HDR_LEN - tot));
 		w->esp_m[k] = m;
 		w->dst_ip[k] = rte_be_to_cpu_32(ip->dst_addr);
+		w->in_len[k] = tot;
 		k++;
 	}
 	return k;
@@ -384,18 +386,13 @@ outb_prepare(struct natt_worker *w, unsigned int k)
 	}
 	for (unsigned int j = 0; j < k; j++) {
 		const struct natt_out_slot *o;
-		const struct rte_ipv4_hdr *ip;
 
 		if (w->next_hop[j] >= w->max_tunnels)
 			continue;
 		o = &w->out[w->next_hop[j]];
-		if (o->sa == NULL || natt_sa_is_remote(o->sa))
-			continue;
-		ip = rte_pktmbuf_mtod_offset(w->esp_m[j], const struct rte_ipv4_hdr *,
-					     RTE_ETHER_HDR_LEN);
-		natt_sa_prefetch(o->sa, o->aes256,
-				 rte_be_to_cpu_16(ip->total_length) + ESP_TRAILER_LEN,
-				 w->gcm_vaes);
+		if (o->sa != NULL && !natt_sa_is_remote(o->sa))
+			natt_sa_prefetch(o->sa, o->aes256, w->in_len[j] + ESP_TRAILER_LEN,
+					 w->gcm_vaes);
 	}
 	for (unsigned int j = 0; j < k; j++) {
 		struct rte_mbuf *m = w->esp_m[j];

@@ -146,6 +146,7 @@ struct natt_worker {
 	uint16_t op_len[NATT_MAX_OPS];     /* outbound: inner bytes */
 	struct natt_gcm_op ops[NATT_MAX_OPS];
 	uint32_t dst_ip[NATT_MAX_BURST];   /* outbound: host order, for the LPM */
+	uint16_t in_len[NATT_MAX_BURST];   /* outbound: inner IPv4 total length */
 	uint64_t next_hop[NATT_MAX_BURST]; /* FIB answers: tunnel id or NATT_FIB_NONE */
 
 	volatile bool stop __rte_cache_aligned; /* set by the main lcore */
