@@ -1144,6 +1144,46 @@ test_nat_mapping(void)
 	rig_down();
 }
 
+/* The inbound replay state shares the SA's first line with fields only an
+ * outbound SA has (sa.h): updates that recompute an outbound SA's outer
+ * checksum (a new peer, a NAT move) must leave an inbound SA's window be. */
+static void
+test_replay_state_kept(void)
+{
+	const uint32_t M = 0x50000011u;
+	const char *P9 = "198.51.100.9";
+	const struct natt_sa *sa;
+	struct natt_worker *w;
+	int rc;
+
+	printf("-- 5b. replay state across peer updates\n");
+	rig_up(1);
+	w = W[0];
+	CHECK(sa_add(w, M, 9, NATT_DIR_IN, 0, 33, NATT_SA_F_RESET_STATS) == 0 &&
+	      sa_add(w, OUT_SPI(9), 9, NATT_DIR_OUT, 0, OUT_KID(9), 0) == 0,
+	      "tunnel 9: inbound and outbound SA, window 64");
+	CHECK(in_one(w, 33, M, 1) == R_DELIVERED && in_one(w, 33, M, 3) == R_DELIVERED,
+	      "sequence numbers 1 and 3 delivered");
+	sa = natt_spi_lookup(w->sa_in, M);
+	CHECK(sa != NULL && sa->rw.top == 3 && sa->rw.size == 64 &&
+	      sa->rw.nb_mask == replay_nb_buckets(64) - 1 && !sa->rw.esn,
+	      "window: top 3, size 64");
+	CHECK(sa_send(w, NATT_CTL_SA_UPDATE, M, 9, NATT_DIR_IN, 0, 33, 0, ip4(P9), 4600) == 0 &&
+	      sa_send(w, NATT_CTL_SA_UPDATE, OUT_SPI(9), 9, NATT_DIR_OUT, 0, OUT_KID(9), 0,
+		      ip4(P9), 4600) == 0, "both SAs updated to a new peer " "198.51.100.9:4600");
+	rc = in_from(w, 33, M, 4, P9, 4601, false);  /* a NAT move as well */
+	CHECK(rc == R_DELIVERED, "4 from :4601 delivered (%d)", rc);
+	CHECK(sa->rw.top == 4 && sa->rw.size == 64 &&
+	      sa->rw.nb_mask == replay_nb_buckets(64) - 1 && !sa->rw.esn,
+	      "window after the updates and the move: top 4, size 64 (%" PRIu64 ", %u)",
+	      sa->rw.top, sa->rw.size);
+	rc = in_from(w, 33, M, 3, P9, 4601, false);
+	CHECK(rc == NATT_DROP_REPLAY, "3 again: replay (%d)", rc);
+	rc = in_from(w, 33, M, 2, P9, 4601, false);
+	CHECK(rc == R_DELIVERED, "2, never seen, inside the window: delivered (%d)", rc);
+	rig_down();
+}
+
 /* ==== 6. idle ==== */
 
 static void
@@ -1795,6 +1835,7 @@ main(int argc, char **argv)
 	test_ifpresent();
 	test_routes();
 	test_nat_mapping();
+	test_replay_state_kept();
 	test_idle();
 	test_nat_behaviour();
 	test_host_path();
