@@ -32,6 +32,7 @@ mkdir -p "$WORK"/{pcap,cfg,logs}
 frame_bytes() { echo $(( 74 + ( ($1 + 2 + 3) / 4 ) * 4 )); }   # eth+ip+udp+esp+iv+payload/pad+icv
 
 bash "$ROOT/scripts/hugepages.sh" >/dev/null || exit 1
+natt_build_fresh "$BUILD" || exit 1
 [ -x "$BUILD/dataplane/natt-dataplane" ] || { log "build first: meson setup build && ninja -C build"; exit 1; }
 
 for a in $ALGOS; do for L in $SIZES; do

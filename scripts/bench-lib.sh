@@ -19,6 +19,14 @@ RETRIES=${RETRIES:-$WORK/logs/retries.txt}
 OURS=${OURS:-"-e natt-bench-out -e natt-bench-secgw"}
 
 log() { echo "[$(date +%T)] $*" >&2; }
+
+# A meson build directory is brought up to date before its binaries are copied, so that
+# what is measured is the tree; any other directory (a saved copy) is used as it is.
+natt_build_fresh() {  # BUILD
+	[ -f "$1/build.ninja" ] || return 0
+	ninja -C "$1" dataplane/natt-dataplane control/natt-control > /dev/null 2>&1 ||
+		{ log "ninja -C $1 failed: run it to see why"; return 1; }
+}
 # cycles per second for cycles/packet: the kernel's TSC rate ("cpu MHz"; an integer, bc
 # cannot read awk's 2.59612e+09)
 tsc_hz() { awk '/^cpu MHz/ {printf "%.0f\n", $4 * 1e6; exit}' /proc/cpuinfo; }

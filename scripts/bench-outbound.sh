@@ -49,6 +49,7 @@ frame_bytes() { echo $(( 74 + ( ($1 + 2 + 3) / 4 ) * 4 )); }   # eth+ip+udp+esp+
 
 bash "$ROOT/scripts/hugepages.sh" >/dev/null || exit 1
 if [ "${SKIP_NATT:-0}" != 1 ]; then
+	natt_build_fresh "$BUILD" || exit 1
 	[ -x "$BUILD/dataplane/natt-dataplane" ] || { log "build first: meson setup build && ninja -C build"; exit 1; }
 	# run a private copy of the binaries: a rebuild in $BUILD during the benchmark
 	# must not change what is measured half-way

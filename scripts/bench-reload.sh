@@ -58,6 +58,8 @@ log() { echo "[$(date +%T)] $*" >&2; }
 load1() { cut -d' ' -f1 /proc/loadavg; }
 
 bash "$ROOT/scripts/hugepages.sh" >/dev/null || exit 1
+# a meson build directory is brought up to date first (bench-lib.sh's natt_build_fresh)
+[ ! -f "$BUILD/build.ninja" ] || ninja -C "$BUILD" dataplane/natt-dataplane control/natt-control > /dev/null || exit 1
 [ -x "$BUILD/dataplane/natt-dataplane" ] && [ -x "$BUILD/control/natt-control" ] ||
 	{ log "no binaries in $BUILD"; exit 1; }
 cp "$BUILD/dataplane/natt-dataplane" "$BIN/dataplane/" && cp "$BUILD/control/natt-control" "$BIN/control/" || exit 1

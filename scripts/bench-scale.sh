@@ -58,6 +58,8 @@ pages() { local f n=0; for f in /dev/hugepages/"${PREFIX}"map_*; do [ -e "$f" ] 
 hfree() { awk '/HugePages_Free/ {print $2}' /proc/meminfo; }
 
 bash "$ROOT/scripts/hugepages.sh" >/dev/null || exit 1
+# a meson build directory is brought up to date first (bench-lib.sh's natt_build_fresh)
+[ ! -f "$BUILD/build.ninja" ] || ninja -C "$BUILD" dataplane/natt-dataplane control/natt-control > /dev/null || exit 1
 [ -x "$BUILD/dataplane/natt-dataplane" ] && [ -x "$BUILD/control/natt-control" ] ||
 	{ log "no binaries in $BUILD (meson setup build && ninja -C build)"; exit 1; }
 if [ "$(cd "$BUILD" && pwd)" != "$(cd "$BIN" && pwd)" ]; then
