@@ -450,6 +450,46 @@ run(struct ctl *c)
 	return rc;
 }
 
+/*
+ * A secondary that attaches while natt-dataplane is still setting up takes
+ * part in the primary's memory reservations (EAL's mp_malloc_sync), and if
+ * it answers late the primary's reservation fails and natt-dataplane exits
+ * ("RING: Cannot reserve memory"): seen when `show` polled a gateway under
+ * ASan as it started. The primary creates <runtime dir>/natt_ready when its
+ * setup is over (dataplane/main.c), so a secondary checks for it before it
+ * attaches, as scripts/natt-gw does before it starts the daemon. Returns
+ * false (with a message) if the primary named by --file-prefix is not ready;
+ * true for anything but --proc-type=secondary.
+ */
+static bool
+primary_ready(int argc, char *const *argv)
+{
+	const char *prefix = "rte", *base = "/var/run";
+	bool secondary = false;
+	char path[PATH_MAX];
+
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "--proc-type=secondary") == 0 ||
+		    (strcmp(argv[i], "--proc-type") == 0 && i + 1 < argc &&
+		     strcmp(argv[i + 1], "secondary") == 0))
+			secondary = true;
+		else if (strncmp(argv[i], "--file-prefix=", 14) == 0)
+			prefix = argv[i] + 14;
+		else if (strcmp(argv[i], "--file-prefix") == 0 && i + 1 < argc)
+			prefix = argv[i + 1];
+	}
+	if (!secondary)
+		return true;
+	if (getuid() != 0)   /* where EAL puts the runtime directory */
+		base = getenv("XDG_RUNTIME_DIR") != NULL ? getenv("XDG_RUNTIME_DIR") : "/tmp";
+	snprintf(path, sizeof(path), "%s/dpdk/%s/natt_ready", base, prefix);
+	if (access(path, F_OK) == 0)
+		return true;
+	fprintf(stderr, "natt-control: natt-dataplane with --file-prefix %s is not running or "
+		"still starting (no %s)\n", prefix, path);
+	return false;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -457,6 +497,8 @@ main(int argc, char **argv)
 	bool show = natt_show_requested(argc, argv); /* before EAL rewrites argv */
 	int ret, rc;
 
+	if (!primary_ready(argc, argv))
+		return show ? NATT_SHOW_NOATTACH : NATT_PROG_REJECTED;
 	ret = rte_eal_init(argc, argv);
 	if (ret < 0) {
 		/* a secondary with no primary under that prefix fails with errno 0 */
