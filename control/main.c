@@ -455,9 +455,10 @@ run(struct ctl *c)
  * part in the primary's memory reservations (EAL's mp_malloc_sync), and if
  * it answers late the primary's reservation fails and natt-dataplane exits
  * ("RING: Cannot reserve memory"): seen when `show` polled a gateway under
- * ASan as it started. The primary creates <runtime dir>/natt_ready when its
- * setup is over (dataplane/main.c), so a secondary checks for it before it
- * attaches, as scripts/natt-gw does before it starts the daemon. Returns
+ * ASan as it started. The primary creates <runtime dir>/natt_ready, with its
+ * pid, when its setup is over, and removes it when it stops (dataplane/main.c),
+ * so a secondary checks for it, and that the pid lives, before it attaches, as
+ * scripts/natt-gw does before it starts the daemon. Returns
  * false (with a message) if the primary named by --file-prefix is not ready;
  * true for anything but --proc-type=secondary.
  */
@@ -467,6 +468,8 @@ primary_ready(int argc, char *const *argv)
 	const char *prefix = "rte", *base = "/var/run";
 	bool secondary = false;
 	char path[PATH_MAX];
+	long pid;
+	FILE *f;
 
 	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
 		if (strcmp(argv[i], "--proc-type=secondary") == 0 ||
@@ -483,11 +486,22 @@ primary_ready(int argc, char *const *argv)
 	if (getuid() != 0)   /* where EAL puts the runtime directory */
 		base = getenv("XDG_RUNTIME_DIR") != NULL ? getenv("XDG_RUNTIME_DIR") : "/tmp";
 	snprintf(path, sizeof(path), "%s/dpdk/%s/natt_ready", base, prefix);
-	if (access(path, F_OK) == 0)
-		return true;
-	fprintf(stderr, "natt-control: natt-dataplane with --file-prefix %s is not running or "
-		"still starting (no %s)\n", prefix, path);
-	return false;
+	f = fopen(path, "r");
+	if (f == NULL) {
+		fprintf(stderr, "natt-control: natt-dataplane with --file-prefix %s is not running "
+			"or still starting (no %s)\n", prefix, path);
+		return false;
+	}
+	/* the primary's pid: a file that a crashed run left names a dead one */
+	if (fscanf(f, "%ld", &pid) != 1 || pid <= 0 || pid > INT_MAX ||
+	    (kill((pid_t)pid, 0) != 0 && errno == ESRCH)) {
+		fclose(f);
+		fprintf(stderr, "natt-control: natt-dataplane with --file-prefix %s is not running "
+			"or still starting (%s is stale: no such process)\n", prefix, path);
+		return false;
+	}
+	fclose(f);
+	return true;
 }
 
 int

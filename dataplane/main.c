@@ -463,14 +463,23 @@ write_stats(struct dataplane *dp)
 /* <runtime dir>/natt_ready: setup is over. scripts/natt-gw starts
  * natt-control (a secondary) only then: a secondary that attaches while the
  * primary still hot-plugs the --tap devices takes part in that hotplug
- * (net_tap's queue sync over the mp socket) and can make it fail. */
+ * (net_tap's queue sync over the mp socket) and can make it fail. The file
+ * holds our pid, so that a file left by a run that crashed is told apart
+ * (natt-control checks the pid; EAL does not clean unknown files up), and it
+ * is removed again as soon as we stop: before set-up and at teardown. */
+static void
+ready_path(char *path, size_t len)
+{
+	snprintf(path, len, "%s/natt_ready", rte_eal_get_runtime_dir());
+}
+
 static void
 mark_ready(void)
 {
 	char path[PATH_MAX];
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/natt_ready", rte_eal_get_runtime_dir());
+	ready_path(path, sizeof(path));
 	f = fopen(path, "w");
 	if (f == NULL) {
 		fprintf(stderr, "natt-dataplane: cannot create %s: %s\n", path, strerror(errno));
@@ -481,8 +490,19 @@ mark_ready(void)
 }
 
 static void
+unmark_ready(void)
+{
+	char path[PATH_MAX];
+
+	ready_path(path, sizeof(path));
+	if (unlink(path) != 0 && errno != ENOENT)
+		fprintf(stderr, "natt-dataplane: cannot remove %s: %s\n", path, strerror(errno));
+}
+
+static void
 teardown(struct dataplane *dp)
 {
+	unmark_ready();   /* no new secondaries from here on */
 	for (uint16_t i = 0; i < dp->n_workers; i++)
 		dp->w[i]->stop = true;
 	rte_eal_mp_wait_lcore();
@@ -512,6 +532,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	argv[n] = argv[0];
+	unmark_ready();   /* one a crashed run under this prefix left */
 	if (parse_opts(argc - n, argv + n, &dp.o) != 0) {
 		usage(argv[0]);
 		rte_eal_cleanup();

@@ -123,6 +123,16 @@ def _pid_alive(pid):
         return True
 
 
+def ready_pid(rundir):
+    """The pid in natt-dataplane's <rundir>/natt_ready (written when its
+    set-up is over), or None."""
+    try:
+        with open(os.path.join(rundir, "natt_ready")) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _libc():
     return ctypes.CDLL(None, use_errno=True)
 
@@ -550,7 +560,8 @@ class Live:
                                        % (self.gw_proc.returncode, self.log_tail()))
                 # natt_ready: set-up (ports, --tap devices) is over, so a
                 # secondary may attach (scripts/natt-gw waits for it too)
-                if os.path.exists(rundir + "/natt_ready") and os.path.exists(rundir + "/mp_socket"):
+                if ready_pid(rundir) == self.gw_proc.pid and \
+                        os.path.exists(rundir + "/mp_socket"):
                     break
                 time.sleep(0.1)
             if wait_applied:

@@ -142,6 +142,24 @@ def natt_control():
     return os.path.join(h.build_dir(), "control", "natt-control")
 
 
+def ready_pid(path):
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
 def show(prefix, *args):
     """Run `natt-control show ARGS` against prefix: (exit, stdout, stderr, seconds)."""
     cmd = [natt_control(), "-l", "0", "--proc-type=secondary", "--file-prefix", prefix,
@@ -745,14 +763,26 @@ def main():
     prefix = "natt-show-%d-%d" % (os.getpid(), rng.randrange(1 << 30))
     failed = ck.failed
     gwp = Gateway(wd, prefix)
+    # a natt_ready that a crashed run under this prefix left behind: natt-gw
+    # waits for the one with its own dataplane's pid
+    ready = os.path.join("/var/run/dpdk", prefix, "natt_ready")
+    os.makedirs(os.path.dirname(ready), exist_ok=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    with open(ready, "w") as f:
+        f.write("%d\n" % dead.pid)
     gwp.start(cfg, [f.data for f in tr.frames], [f.data for f in otr.frames])
     try:
         run_checks(ck, gwp, prefix, tr, otr, per, drops, n_in, n_inside, fwd_in, fwd_out,
                    n_tunnels, idle, mover, old_map, new_map)
+        pid = ready_pid(ready)
+        ck.check(pid not in (None, dead.pid) and pid_alive(pid),
+                 "natt_ready holds the running dataplane's pid", "pid %s" % pid)
     finally:
         rc = gwp.stop()
     ck.check(rc == 0, "gateway stopped cleanly (exit 0)",
              "" if rc == 0 else "exit %s\n%s" % (rc, gwp.log_tail()))
+    ck.check(not os.path.exists(ready), "natt_ready removed when the gateway stopped", ready)
     check_output(ck, gwp, tr, otr)
     try:
         with open(gwp.stats) as f:
@@ -903,6 +933,19 @@ def run_checks(ck, gwp, prefix, tr, otr, per, drops, n_in, n_inside, fwd_in, fwd
     ck.check(rc == 2 and "not running or still starting" in err and out == "" and
              secs < SHOW_TIMEOUT,
              "show against a prefix with no gateway: exit 2 with a message",
+             "exit %s, stderr %r" % (rc, err.strip()[-200:]))
+    # a natt_ready that a crashed run left: its pid is gone (control/main.c)
+    stale = "natt-show-stale-%d" % os.getpid()
+    sdir = os.path.join("/var/run/dpdk", stale)
+    os.makedirs(sdir, exist_ok=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    with open(os.path.join(sdir, "natt_ready"), "w") as f:
+        f.write("%d\n" % dead.pid)
+    rc, out, err, secs = show(stale, "stats")
+    shutil.rmtree(sdir, ignore_errors=True)
+    ck.check(rc == 2 and "is stale" in err and out == "" and secs < SHOW_TIMEOUT,
+             "show against a prefix whose natt_ready names a dead pid: exit 2, stale",
              "exit %s, stderr %r" % (rc, err.strip()[-200:]))
     ck.check(gwp.running(), "gateway still running after all the shows")
 
