@@ -113,7 +113,7 @@ def json_result(p):
         return None, "not JSON (%s): %s" % (e, p.stdout[:300])
 
 
-def _pid_alive(pid):
+def pid_alive(pid):
     try:
         os.kill(pid, 0)
         return True
@@ -211,7 +211,7 @@ def cleanup_stale(ns_prefix=NS_PREFIX):
     for line in p.stdout.splitlines():
         name = line.split()[0] if line.split() else ""
         m = re.match(re.escape(ns_prefix) + r"(\d+)-", name)
-        if not m or _pid_alive(int(m.group(1))):
+        if not m or pid_alive(int(m.group(1))):
             continue
         pids = _run(["ip", "netns", "pids", name], check=False).stdout.split()
         for pid in pids:
@@ -235,7 +235,7 @@ def cleanup_stale(ns_prefix=NS_PREFIX):
             continue
         for n in names:
             m = stale.match(n)
-            if m and not _pid_alive(int(m.group(1))):
+            if m and not pid_alive(int(m.group(1))):
                 path = os.path.join(d, n)
                 if os.path.isdir(path):
                     shutil.rmtree(path, ignore_errors=True)
@@ -636,7 +636,7 @@ class Live:
             self.ctl_proc = None
             return pid, rc
         t0 = time.monotonic()
-        while _pid_alive(pid) and _comm(pid).startswith("natt-control") and \
+        while pid_alive(pid) and _comm(pid).startswith("natt-control") and \
                 time.monotonic() - t0 < timeout:
             time.sleep(0.05)
         return pid, None

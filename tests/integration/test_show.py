@@ -39,6 +39,7 @@ from collections import Counter
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import natt_harness as h        # noqa: E402
+import natt_live as nl          # noqa: E402
 import natt_traffic as nt       # noqa: E402
 
 N_TUNNELS = 24          # with traffic; one more has none
@@ -140,24 +141,6 @@ def build(rng):
 
 def natt_control():
     return os.path.join(h.build_dir(), "control", "natt-control")
-
-
-def ready_pid(path):
-    try:
-        with open(path) as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
 
 
 def show(prefix, *args):
@@ -775,8 +758,8 @@ def main():
     try:
         run_checks(ck, gwp, prefix, tr, otr, per, drops, n_in, n_inside, fwd_in, fwd_out,
                    n_tunnels, idle, mover, old_map, new_map)
-        pid = ready_pid(ready)
-        ck.check(pid not in (None, dead.pid) and pid_alive(pid),
+        pid = nl.ready_pid(os.path.dirname(ready))
+        ck.check(pid not in (None, dead.pid) and nl.pid_alive(pid),
                  "natt_ready holds the running dataplane's pid", "pid %s" % pid)
     finally:
         rc = gwp.stop()
